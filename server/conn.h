@@ -1,0 +1,99 @@
+/*
+ * A client connection and its I/O interface.
+ *
+ * The core is written in blocking style: qt_conn_read() returns when bytes
+ * arrived, the deadline passed or the peer closed.  Underneath, the socket is
+ * non-blocking and "would block" becomes a wait through the running MPM
+ * (see mpm/mpm.h).  TLS is a transport (qt_transport) under this interface,
+ * so the code above never knows whether bytes are encrypted.
+ */
+#ifndef QT_CONN_H
+#define QT_CONN_H
+
+#include <stdbool.h>
+#include <signal.h>
+#include <stdint.h>
+#include <sys/socket.h>
+#include <sys/types.h>
+#include <sys/uio.h>
+
+#include "buf.h"
+#include "config.h"
+#include "pool.h"
+
+typedef struct qt_conn qt_conn;
+
+/*
+ * A transport moves bytes; every call is non-blocking and returns the byte
+ * count, 0 for end of stream (recv), or QT_AGAIN with c->want set to
+ * POLLIN/POLLOUT, or QT_ERROR.
+ */
+typedef struct qt_transport {
+    const char *name;                 /* "tcp", "tls" */
+    ssize_t (*recv)(qt_conn *c, void *buf, size_t n);
+    ssize_t (*send)(qt_conn *c, const struct iovec *iov, int iovcnt);
+    /* NULL: the core falls back to pread + send. */
+    ssize_t (*sendfile)(qt_conn *c, int fd, off_t *off, size_t n);
+    /* Optional: runs once before the first request (TLS handshake). */
+    int (*handshake)(qt_conn *c);
+    /* Optional: orderly shutdown of the stream before close. */
+    void (*shutdown)(qt_conn *c);
+    /* Optional: frees transport state. */
+    void (*release)(qt_conn *c);
+} qt_transport;
+
+extern const qt_transport qt_tcp_transport;
+
+struct qt_conn {
+    int fd;
+    const qt_config *cfg;
+    const qt_listener *listener;
+    const qt_transport *transport;
+    void *transport_data;
+    short want;                       /* POLLIN/POLLOUT after QT_AGAIN */
+
+    qt_pool *pool;                    /* lives as long as the connection */
+    qt_buf in;                        /* received, not yet consumed bytes;
+                                         freed while idle */
+    struct sockaddr_storage peer, local;
+    char peer_ip[64];                 /* text forms */
+    int peer_port;
+    char local_ip[64];
+    int local_port;
+
+    unsigned requests;                /* served on this connection */
+    bool keep_alive;                  /* may serve another request */
+    bool lingering;                   /* unread input may remain: linger on close */
+    bool aborted;                     /* client gone or I/O error */
+    bool tls;                         /* transport is TLS (HTTPS=on) */
+    int64_t idle_since_ms;
+    void *mpm_data;                   /* for the MPM's bookkeeping */
+    void *scoreboard_slot;            /* server-status slot of the serving context */
+};
+
+enum { QT_CONN_IDLE = 1, QT_CONN_CLOSE = 2 };
+
+/* Takes ownership of fd (made non-blocking, TCP_NODELAY). */
+qt_conn *qt_conn_create(const qt_config *cfg, int fd, const qt_listener *l);
+/* Serves requests until idle (QT_CONN_IDLE) or done (QT_CONN_CLOSE). */
+int qt_conn_serve(qt_conn *c);
+/* When an idle connection should be dropped (KeepAliveTimeout). */
+int64_t qt_conn_idle_deadline(const qt_conn *c);
+/* Lingering close when needed, then frees everything. */
+void qt_conn_close(qt_conn *c);
+/* The blocking MPMs' loop: serve, wait for the next request, close. */
+void qt_conn_run(qt_conn *c, volatile sig_atomic_t *stop_keepalive);
+
+/* Blocking-style I/O with a monotonic deadline (ms; <= 0: none). */
+ssize_t qt_conn_read(qt_conn *c, void *buf, size_t n, int64_t deadline);
+int qt_conn_write(qt_conn *c, const void *buf, size_t n, int64_t deadline);
+int qt_conn_writev(qt_conn *c, struct iovec *iov, int iovcnt, int64_t deadline);
+int qt_conn_sendfile(qt_conn *c, int fd, off_t off, uint64_t n, int64_t deadline);
+
+/* Plain-fd helpers for handler modules (backends, pipes), same semantics. */
+ssize_t qt_fd_read(int fd, void *buf, size_t n, int64_t deadline);
+int qt_fd_write(int fd, const void *buf, size_t n, int64_t deadline);
+/* Non-blocking connect to host:port through the MPM's wait; fd or QT_*. */
+int qt_tcp_connect(const char *host, int port, int64_t deadline);
+
+#endif

@@ -1,0 +1,17 @@
+/* Daemon plumbing shared by main() and the MPMs: pid file, detaching. */
+#ifndef QT_PROCESS_H
+#define QT_PROCESS_H
+
+#include <stdbool.h>
+#include <sys/types.h>
+
+#include "config.h"
+
+/* Forks into the background (setsid, chdir /, stdio to /dev/null). */
+int qt_daemonize(char *err, size_t errlen);
+int qt_pidfile_write(const char *path, char *err, size_t errlen);
+/* Pid in the file, 0 if missing, -1 if corrupt. */
+pid_t qt_pidfile_read(const char *path);
+void qt_pidfile_remove(const char *path);
+
+#endif
