@@ -103,6 +103,14 @@ int qt_wait_fd(int fd, short events, int64_t deadline_ms);
 void qt_sleep_ms(int64_t ms);
 void qt_run_blocking(void (*fn)(void *), void *arg);
 
+/*
+ * The blocking implementations, shared by fork, prefork and worker (and the
+ * fallbacks above when no MPM runs): poll() / nanosleep() that retry after a
+ * signal until the deadline really passes.
+ */
+int qt_poll_wait_fd(int fd, short events, int64_t deadline_ms);
+void qt_poll_sleep_ms(int64_t ms);
+
 /* Signals as flags (handlers only set a flag). */
 enum qt_sig { QT_SIG_NONE, QT_SIG_STOP, QT_SIG_RESTART, QT_SIG_GRACEFUL,
               QT_SIG_GRACEFUL_STOP, QT_SIG_CHILD };

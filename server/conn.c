@@ -1,1 +1,254 @@
-/* placeholder: being written */
+/*
+ * The connection loop, written once in blocking style for all five MPMs.
+ *
+ * One explicit state machine per connection:
+ *
+ *   READ_HEAD --parsed--> HANDLE --response done--> (keep-alive?)
+ *       ^                                              |
+ *       +------ pipelined bytes already buffered <-----+--> IDLE (return to MPM)
+ *                                                      +--> CLOSE
+ *
+ * Waiting happens only inside qt_conn_read()/qt_conn_write() (io.c), which
+ * ask the MPM to wait.  An idle connection keeps no request buffer: it is
+ * freed before returning QT_CONN_IDLE, so a parked keep-alive connection in
+ * event/hybrid costs little more than its fd and this struct.
+ */
+#include "conn.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/time.h>
+#include <unistd.h>
+
+#include "log.h"
+#include "mpm.h"
+#include "request.h"
+#include "request_internal.h"
+
+#define READ_CHUNK 4096
+#define LINGER_MS 2000           /* per read while draining before close */
+#define LINGER_TOTAL_MS 30000
+
+static void addr_text(const struct sockaddr_storage *ss, char *ip, size_t iplen, int *port)
+{
+    if (ss->ss_family == AF_INET6) {
+        const struct sockaddr_in6 *s6 = (const struct sockaddr_in6 *)ss;
+        inet_ntop(AF_INET6, &s6->sin6_addr, ip, (socklen_t)iplen);
+        *port = ntohs(s6->sin6_port);
+    } else if (ss->ss_family == AF_INET) {
+        const struct sockaddr_in *s4 = (const struct sockaddr_in *)ss;
+        inet_ntop(AF_INET, &s4->sin_addr, ip, (socklen_t)iplen);
+        *port = ntohs(s4->sin_port);
+    } else {
+        snprintf(ip, iplen, "unknown");
+        *port = 0;
+    }
+}
+
+static bool listener_is_wildcard(const qt_listener *l)
+{
+    if (l->addr.ss_family == AF_INET)
+        return ((const struct sockaddr_in *)&l->addr)->sin_addr.s_addr == htonl(INADDR_ANY);
+    if (l->addr.ss_family == AF_INET6)
+        return IN6_IS_ADDR_UNSPECIFIED(&((const struct sockaddr_in6 *)&l->addr)->sin6_addr);
+    return true;
+}
+
+qt_conn *qt_conn_create(const qt_config *cfg, int fd, const qt_listener *l,
+                        const struct sockaddr *peer, socklen_t peerlen)
+{
+    qt_pool *pool = qt_pool_create(1024);
+    qt_conn *c = qt_pcalloc(pool, sizeof(*c));
+    c->pool = pool;
+    c->fd = fd;
+    c->cfg = cfg;
+    c->listener = l;
+    c->transport = &qt_tcp_transport;
+    c->keep_alive = true;
+    qt_buf_init(&c->in);
+    qt_buf_init(&c->out);
+    if (peer && peerlen <= sizeof(c->peer))
+        memcpy(&c->peer, peer, peerlen);
+    addr_text(&c->peer, c->peer_ip, sizeof(c->peer_ip), &c->peer_port);
+    /* The local address is the listener's unless it listens on a wildcard. */
+    socklen_t len = sizeof(c->local);
+    if (l && !listener_is_wildcard(l))
+        memcpy(&c->local, &l->addr, l->addrlen);
+    else
+        getsockname(fd, (struct sockaddr *)&c->local, &len);
+    addr_text(&c->local, c->local_ip, sizeof(c->local_ip), &c->local_port);
+    /* Responses go out in one writev; Nagle would only delay pipelined ones. */
+    int one = 1;
+    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+    c->idle_since_ms = qt_now_ms();
+    return c;
+}
+
+int64_t qt_conn_idle_deadline(const qt_conn *c)
+{
+    const qt_server *s = c->cfg->main;
+    int64_t t = c->requests == 0 ? s->timeout_ms : s->keep_alive_timeout_ms;
+    return c->idle_since_ms + t;
+}
+
+/*
+ * Reads until a whole request head is buffered.  Returns the head length,
+ * 0 when the peer closed (or the wait expired) before sending anything, or
+ * -status for an error to answer.
+ */
+static ssize_t read_head(qt_conn *c, const qt_server *s, qt_http_request *h)
+{
+    qt_http_limits lim = {
+        .max_request_line = s->limit_request_line,
+        .max_field_size = s->limit_request_field_size,
+        .max_fields = s->limit_request_fields,
+    };
+    size_t max_head = s->limit_request_line + 4 +
+                      (size_t)(s->limit_request_fields + 1) * (s->limit_request_field_size + 2);
+    int64_t deadline = qt_now_ms() + s->timeout_ms;
+    for (;;) {
+        int status = 0;
+        if (c->in.len > 0) {
+            ssize_t n = qt_http_parse_request(c->in.data, c->in.len, &lim, h, &status);
+            if (n > 0)
+                return n;
+            if (n < 0)
+                return -status;
+            if (c->in.len >= max_head)
+                return -431;
+        }
+        qt_buf_reserve(&c->in, READ_CHUNK);
+        ssize_t r = qt_conn_read(c, c->in.data + c->in.len, c->in.cap - c->in.len, deadline);
+        if (r > 0) {
+            c->in.len += (size_t)r;
+            continue;
+        }
+        if (c->in.len == 0)
+            return 0;                 /* nothing started: a quiet close */
+        return r == QT_TIMEOUT ? -408 : 0;
+    }
+}
+
+/* Error before a request could be built: minimal response, then close. */
+static void early_error(qt_conn *c, qt_pool *p, const qt_server *s, int status)
+{
+    qt_request *r = qt_request_new_bare(c, p, s);
+    r->status = status;
+    c->keep_alive = false;
+    c->lingering = true;
+    qt_send_error(r, status);
+    qt_request_finish(r);
+    qt_access_log(r);
+}
+
+static void serve_one(qt_conn *c, qt_http_request *h, size_t head_len)
+{
+    qt_request *r = qt_request_new(c, c->rpool, h, head_len);
+    qt_request_process(r);
+    while (r->redirected)      /* the response belongs to the last one */
+        r = r->redirected;
+    qt_request_finish(r);
+    qt_access_log(r);
+}
+
+int qt_conn_serve(qt_conn *c)
+{
+    const qt_server *s = c->cfg->main;
+    if (!c->rpool)
+        c->rpool = qt_pool_create(8192);
+    for (;;) {
+        qt_http_request *h = qt_palloc(c->rpool, sizeof(*h));
+        ssize_t n = read_head(c, s, h);
+        if (n == 0)
+            return QT_CONN_CLOSE;
+        if (n < 0) {
+            early_error(c, c->rpool, s, (int)-n);
+            return QT_CONN_CLOSE;
+        }
+        serve_one(c, h, (size_t)n);
+        c->requests++;
+        qt_buf_consume(&c->in, c->in_pos);
+        c->in_pos = 0;
+        qt_pool_clear(c->rpool);
+        if (!c->keep_alive || c->aborted)
+            return QT_CONN_CLOSE;
+        c->idle_since_ms = qt_now_ms();
+        if (c->in.len == 0) {
+            /* Idle: give the buffers back so a parked connection is small. */
+            qt_buf_free(&c->in);
+            qt_buf_free(&c->out);
+            qt_pool_destroy(c->rpool);
+            c->rpool = NULL;
+            return QT_CONN_IDLE;
+        }
+    }
+}
+
+/*
+ * Lingering close: after our FIN, read and drop what the client still sends
+ * so that closing with unread data does not make the kernel send a reset
+ * that could destroy the response before the client reads it.
+ */
+static void linger(qt_conn *c)
+{
+    if (shutdown(c->fd, SHUT_WR) < 0)
+        return;
+    char junk[512];
+    int64_t end = qt_now_ms() + LINGER_TOTAL_MS;
+    for (;;) {
+        int64_t now = qt_now_ms();
+        if (now >= end)
+            return;
+        int64_t deadline = now + LINGER_MS < end ? now + LINGER_MS : end;
+        ssize_t r = recv(c->fd, junk, sizeof(junk), 0);
+        if (r == 0)
+            return;
+        if (r < 0) {
+            int e = errno;
+            if (e == EINTR)
+                continue;
+            if (e != EAGAIN && e != EWOULDBLOCK)
+                return;
+            if (qt_wait_fd(c->fd, POLLIN, deadline) != QT_OK)
+                return;
+        }
+    }
+}
+
+void qt_conn_close(qt_conn *c)
+{
+    if (c->transport->shutdown && !c->aborted)
+        c->transport->shutdown(c);
+    if (c->lingering && !c->aborted)
+        linger(c);
+    if (c->transport->release)
+        c->transport->release(c);
+    close(c->fd);
+    qt_buf_free(&c->in);
+    qt_buf_free(&c->out);
+    if (c->rpool)
+        qt_pool_destroy(c->rpool);
+    qt_pool_destroy(c->pool);
+}
+
+void qt_conn_run(qt_conn *c, volatile sig_atomic_t *stop_keepalive)
+{
+    if (c->transport->handshake && c->transport->handshake(c) != QT_OK) {
+        qt_conn_close(c);
+        return;
+    }
+    while (qt_conn_serve(c) == QT_CONN_IDLE) {
+        if (stop_keepalive && *stop_keepalive)
+            break;
+        if (qt_wait_fd(c->fd, POLLIN, qt_conn_idle_deadline(c)) != QT_OK)
+            break;
+    }
+    qt_conn_close(c);
+}

@@ -55,6 +55,11 @@ struct qt_conn {
     qt_pool *pool;                    /* lives as long as the connection */
     qt_buf in;                        /* received, not yet consumed bytes;
                                          freed while idle */
+    size_t in_pos;                    /* bytes of `in` consumed by the current
+                                         request (head and body) */
+    qt_buf out;                       /* response head waiting to go out with
+                                         the first body bytes */
+    qt_pool *rpool;                   /* request pool, cleared per request */
     struct sockaddr_storage peer, local;
     char peer_ip[64];                 /* text forms */
     int peer_port;
@@ -73,8 +78,13 @@ struct qt_conn {
 
 enum { QT_CONN_IDLE = 1, QT_CONN_CLOSE = 2 };
 
-/* Takes ownership of fd (made non-blocking, TCP_NODELAY). */
-qt_conn *qt_conn_create(const qt_config *cfg, int fd, const qt_listener *l);
+/*
+ * Takes ownership of fd, which must already be non-blocking and close-on-exec
+ * (accept4 with SOCK_NONBLOCK | SOCK_CLOEXEC): the MPM's accept saves the
+ * extra syscalls.  peer is the address accept4 returned.
+ */
+qt_conn *qt_conn_create(const qt_config *cfg, int fd, const qt_listener *l,
+                        const struct sockaddr *peer, socklen_t peerlen);
 /* Serves requests until idle (QT_CONN_IDLE) or done (QT_CONN_CLOSE). */
 int qt_conn_serve(qt_conn *c);
 /* When an idle connection should be dropped (KeepAliveTimeout). */

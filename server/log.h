@@ -29,6 +29,8 @@ int qt_log_open(qt_config *cfg, char *err, size_t errlen);
 int qt_log_reopen(qt_config *cfg, char *err, size_t errlen);
 /* Closes files owned by cfg. */
 void qt_log_close(qt_config *cfg);
+/* Closes one access log file (a pool cleanup of the config). */
+void qt_log_close_file(qt_logfile *lf);
 /* Sets the level threshold used by qt_log(); also done by qt_log_open. */
 void qt_log_set_level(int level);
 /* Module tag printed in [module:level]; default "core". */

@@ -49,6 +49,7 @@ struct qt_request {
     const qt_server *server;           /* the virtual host chosen */
     qt_http_request http;              /* the parsed head */
     qt_request *prev;                  /* before an internal redirect */
+    qt_request *redirected;            /* after an internal redirect */
 
     /* Request line, decoded. */
     enum qt_method method_number;
@@ -71,6 +72,8 @@ struct qt_request {
     struct stat finfo;                 /* valid if have_finfo */
     bool have_finfo;
     const char *user;                  /* authenticated user, NULL if none */
+    bool script_alias;                 /* routed by ScriptAlias (CGI needs no ExecCGI) */
+    int redirect_status;               /* ErrorDocument: the status to keep */
     qt_kv *subprocess_env;             /* SetEnv, REDIRECT_*; for CGI */
 
     /* Request body. */
@@ -93,7 +96,8 @@ struct qt_request {
     bool close_after;                  /* force Connection: close */
     bool raw_output;                   /* nph-: bytes go to the client as is */
     uint64_t bytes_sent;               /* body bytes (%b), before framing */
-    qt_active_filter *filters;
+    qt_active_filter *filters;         /* output filters, outermost first */
+    qt_active_filter *filter_cur;      /* filter now running (qt_filter_pass) */
     const char *error_notes;           /* for the error log */
 };
 

@@ -1,0 +1,277 @@
+/* Shared by the process-based MPMs (see mpm_common.h). */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <limits.h>
+#include <poll.h>
+#include <signal.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/wait.h>
+
+#include "log.h"
+#include "mpm_common.h"
+#include "version.h"
+
+/* ------------------------------------------------------------ directives */
+
+typedef struct {
+    const char *name;
+    size_t offset;                    /* into qt_mpm_conf */
+    int min, max;
+} mpm_knob;
+
+#define KNOB(n, field, lo, hi) { (n), offsetof(qt_mpm_conf, field), (lo), (hi) }
+static const mpm_knob knobs[] = {
+    KNOB("StartServers", start_servers, 0, 200000),
+    KNOB("MinSpareServers", min_spare_servers, 0, 200000),
+    KNOB("MaxSpareServers", max_spare_servers, 0, 200000),
+    KNOB("MinSpareThreads", min_spare_threads, 0, INT_MAX),
+    KNOB("MaxSpareThreads", max_spare_threads, 0, INT_MAX),
+    KNOB("ThreadsPerChild", threads_per_child, 1, 100000),
+    KNOB("ThreadLimit", thread_limit, 1, 100000),
+    KNOB("ServerLimit", server_limit, 1, 200000),
+    KNOB("MaxRequestWorkers", max_request_workers, 1, INT_MAX),
+    KNOB("MaxClients", max_request_workers, 1, INT_MAX),
+    KNOB("MaxConnectionsPerChild", max_connections_per_child, 0, INT_MAX),
+    KNOB("MaxRequestsPerChild", max_connections_per_child, 0, INT_MAX),
+    KNOB("GracefulShutdownTimeout", graceful_shutdown_timeout, 0, INT_MAX),
+};
+
+static const mpm_knob *find_knob(const char *name)
+{
+    for (size_t i = 0; i < sizeof knobs / sizeof knobs[0]; i++)
+        if (strcasecmp(knobs[i].name, name) == 0)
+            return &knobs[i];
+    return NULL;
+}
+
+const char *qt_mpm_conf_set(qt_cmd *cmd, int argc, char **argv)
+{
+    const mpm_knob *k = find_knob(cmd->name);
+    char *end;
+    long v;
+
+    if (!k || !cmd->srv_conf || argc != 1)
+        return "is not a setting of this MPM";
+    errno = 0;
+    v = strtol(argv[0], &end, 10);
+    if (errno || end == argv[0] || *end)
+        return qt_psprintf(cmd->pool, "'%s' is not a whole number", argv[0]);
+    if (v < k->min || v > k->max)
+        return qt_psprintf(cmd->pool, "%ld is out of range (%d to %d)",
+                           v, k->min, k->max);
+    *(int *)((char *)cmd->srv_conf + k->offset) = (int)v;
+    return NULL;
+}
+
+void *qt_mpm_server_conf(const qt_config *cfg)
+{
+    int i;
+
+    if (!cfg || !cfg->mpm_module || !cfg->main || !cfg->main->mod)
+        return NULL;
+    i = qt_config_module_index(cfg, cfg->mpm_module);
+    return i < 0 ? NULL : cfg->main->mod[i];
+}
+
+void qt_mpm_log_resuming(const qt_config *cfg)
+{
+    char tag[64];
+    const char *name = cfg->mpm ? cfg->mpm->name : "none";
+
+    snprintf(tag, sizeof tag, "mpm_%s", name);
+    qt_log(QT_LOG_NOTICE, tag, "QT0110",
+           "%s/%s (Unix) configured -- resuming normal operations; MPM %s",
+           QT_SERVER_BASEPRODUCT, QT_SERVER_VERSION, name);
+}
+
+/* ------------------------------------------------------- child signals */
+
+/* A signal flag: the one kind of process-wide mutable state allowed. */
+static volatile sig_atomic_t child_stop;
+
+static void on_child_stop(int signo)
+{
+    (void)signo;
+    child_stop = 1;
+}
+
+void qt_child_signals(bool also_term)
+{
+    /* No SA_RESTART: a wait must return so the loop sees the flag. */
+    struct sigaction sa = { .sa_handler = on_child_stop };
+
+    sigemptyset(&sa.sa_mask);
+    child_stop = 0;
+    sigaction(SIGUSR1, &sa, NULL);
+    if (also_term) {
+        sigaction(SIGTERM, &sa, NULL);
+        sigaction(SIGINT, &sa, NULL);
+    }
+    qt_signals_child();
+    /* ^C in a foreground terminal reaches every process; the master decides. */
+    if (!also_term)
+        signal(SIGINT, SIG_IGN);
+}
+
+volatile sig_atomic_t *qt_child_stop_flag(void)
+{
+    return &child_stop;
+}
+
+/* ------------------------------------------------------ child tracking */
+
+int qt_sb_find_pid(const qt_scoreboard *sb, pid_t pid)
+{
+    for (unsigned i = 0; i < sb->nprocs; i++)
+        if (atomic_load(&sb->procs[i].pid) == pid)
+            return (int)i;
+    return -1;
+}
+
+unsigned qt_sb_live(const qt_scoreboard *sb)
+{
+    unsigned n = 0;
+
+    for (unsigned i = 0; i < sb->nprocs; i++)
+        n += atomic_load(&sb->procs[i].pid) > 0;
+    return n;
+}
+
+void qt_sb_signal_all(qt_scoreboard *sb, int sig, bool old_only)
+{
+    unsigned gen = atomic_load(&sb->running_generation);
+
+    for (unsigned i = 0; i < sb->nprocs; i++) {
+        pid_t pid = atomic_load(&sb->procs[i].pid);
+
+        if (pid <= 0)
+            continue;
+        if (old_only && atomic_load(&sb->procs[i].generation) == gen)
+            continue;
+        /* By pid, not process group: CGI scripts must not be hit. */
+        kill(pid, sig);
+    }
+}
+
+bool qt_mpm_reap(qt_scoreboard *sb, qt_child_exit *out)
+{
+    int status;
+    pid_t pid;
+
+    do
+        pid = waitpid(-1, &status, WNOHANG);
+    while (pid < 0 && errno == EINTR);
+    if (pid <= 0)
+        return false;
+    out->pid = pid;
+    out->status = status;
+    out->slot = qt_sb_find_pid(sb, pid);
+    out->generation = 0;
+    if (out->slot >= 0) {
+        out->generation = atomic_load(&sb->procs[out->slot].generation);
+        qt_sb_clear_process(sb, (unsigned)out->slot);
+    }
+    return true;
+}
+
+static void log_signal_exit(const qt_child_exit *e, bool stopping)
+{
+    int sig = WTERMSIG(e->status);
+
+    if (stopping && (sig == SIGTERM || sig == SIGKILL))
+        return;                         /* we asked for it */
+    qt_log(QT_LOG_WARN, "core", "QT0120", "child pid %ld exit signal %s (%d)%s",
+           (long)e->pid, strsignal(sig), sig,
+           WCOREDUMP(e->status) ? ", possible coredump" : "");
+}
+
+bool qt_mpm_child_exited(const qt_scoreboard *sb, const qt_child_exit *e,
+                         bool stopping)
+{
+    int code;
+
+    if (WIFSIGNALED(e->status)) {
+        log_signal_exit(e, stopping);
+        return false;
+    }
+    if (!WIFEXITED(e->status))
+        return false;
+    code = WEXITSTATUS(e->status);
+    if (code != QT_EXIT_CHILDFATAL)
+        return false;
+    if (e->generation != atomic_load(&sb->running_generation)) {
+        qt_log(QT_LOG_NOTICE, "core", "QT0121",
+               "ignoring fatal error in child pid %ld of a previous generation",
+               (long)e->pid);
+        return false;
+    }
+    qt_log(QT_LOG_ALERT, "core", "QT0122",
+           "child pid %ld exit status %d: it cannot run with this configuration "
+           "(see above) -- shutting down", (long)e->pid, code);
+    return true;
+}
+
+static void reap_all(qt_scoreboard *sb)
+{
+    qt_child_exit e;
+
+    while (qt_mpm_reap(sb, &e))
+        qt_mpm_child_exited(sb, &e, true);
+}
+
+void qt_mpm_reclaim_children(qt_scoreboard *sb)
+{
+    static const int64_t resend_at[] = { 3000, 5000, 7000 };
+    int64_t start = qt_now_ms();
+    unsigned step = 0;
+    bool killed = false;
+
+    qt_sb_signal_all(sb, SIGTERM, false);
+    for (reap_all(sb); qt_sb_live(sb) > 0; reap_all(sb)) {
+        int64_t elapsed = qt_now_ms() - start;
+
+        if (elapsed >= 10000) {
+            qt_log(QT_LOG_ERR, "core", "QT0123",
+                   "%u child processes did not exit; giving up on them",
+                   qt_sb_live(sb));
+            break;
+        }
+        if (step < 3 && elapsed >= resend_at[step]) {
+            qt_sb_signal_all(sb, SIGTERM, false);
+            step++;
+        } else if (!killed && elapsed >= 9000) {
+            qt_log(QT_LOG_WARN, "core", "QT0124",
+                   "%u child processes still did not exit, sending a SIGKILL",
+                   qt_sb_live(sb));
+            qt_sb_signal_all(sb, SIGKILL, false);
+            killed = true;
+        }
+        qt_poll_sleep_ms(20);
+    }
+}
+
+void qt_mpm_drain_children(qt_scoreboard *sb, int timeout_s)
+{
+    int64_t deadline = timeout_s > 0 ? qt_now_ms() + (int64_t)timeout_s * 1000 : 0;
+
+    for (reap_all(sb); qt_sb_live(sb) > 0; reap_all(sb)) {
+        if (deadline && qt_now_ms() >= deadline) {
+            qt_log(QT_LOG_WARN, "core", "QT0125",
+                   "GracefulShutdownTimeout of %d s expired; stopping %u children",
+                   timeout_s, qt_sb_live(sb));
+            break;
+        }
+        /* SIGCHLD writes to the signal pipe, so an exit ends the wait early. */
+        qt_poll_wait_fd(qt_signal_fd(), POLLIN, qt_now_ms() + 1000);
+        if (qt_signal_take() == QT_SIG_STOP) {
+            qt_log(QT_LOG_NOTICE, "core", "QT0111", "caught SIGTERM, shutting down");
+            break;
+        }
+    }
+    if (qt_sb_live(sb) > 0)
+        qt_mpm_reclaim_children(sb);
+}

@@ -1,0 +1,103 @@
+/*
+ * What the process-based MPMs (fork, prefork, worker) share: their tuning
+ * directives, child bookkeeping on the scoreboard, the child's graceful-stop
+ * flag and the master's stop sequence.  Lives in libquintet, so an MPM
+ * module (.so) calls it from the httpd binary.
+ */
+#ifndef QT_MPM_COMMON_H
+#define QT_MPM_COMMON_H
+
+#include <signal.h>
+#include <stdbool.h>
+#include <sys/types.h>
+
+#include "config.h"
+#include "module.h"
+#include "mpm.h"
+#include "scoreboard.h"
+
+/* Child exit statuses the master reacts to (Apache's APEXIT_* values). */
+#define QT_EXIT_CHILDINIT  3    /* setup failed: retry at the normal rate */
+#define QT_EXIT_CHILDSICK  7    /* temporary shortage: slow down spawning */
+#define QT_EXIT_CHILDFATAL 15   /* cannot ever work (User, ...): stop the server */
+
+/*
+ * The tuning knobs, as one struct at the start of every process MPM's
+ * server conf so a single setter serves them all.  An MPM sets its
+ * defaults in create_server_conf; knobs it does not list keep theirs.
+ */
+typedef struct qt_mpm_conf {
+    int start_servers;
+    int min_spare_servers, max_spare_servers;
+    int min_spare_threads, max_spare_threads;
+    int threads_per_child, thread_limit;
+    int server_limit;
+    int max_request_workers;          /* MaxRequestWorkers / MaxClients */
+    int max_connections_per_child;    /* 0: never recycle */
+    int graceful_shutdown_timeout;    /* seconds; 0: wait forever */
+} qt_mpm_conf;
+
+/*
+ * Setter for every qt_mpm_conf directive, chosen by cmd->name (old names
+ * MaxClients and MaxRequestsPerChild included); cmd->srv_conf must start
+ * with a qt_mpm_conf.  Use QT_MPM_DIRECTIVE() in the module's table.
+ */
+const char *qt_mpm_conf_set(qt_cmd *cmd, int argc, char **argv);
+#define QT_MPM_DIRECTIVE(name, help) \
+    { (name), QT_TAKE1, QT_CTX_MAIN, qt_mpm_conf_set, (help) }
+
+/* The running MPM module's server conf (main server), or NULL. */
+void *qt_mpm_server_conf(const qt_config *cfg);
+
+/* "Quintet/0.1.0 (Unix) configured -- resuming normal operations" + MPM. */
+void qt_mpm_log_resuming(const qt_config *cfg);
+
+/*
+ * In a new child: SIGUSR1 sets the flag returned by qt_child_stop_flag()
+ * (finish the current connection, then exit); with also_term, TERM and INT
+ * do the same (one-process mode, where the server is the master).  Installs
+ * the handlers before the master's are reset, so no signal is lost.
+ */
+void qt_child_signals(bool also_term);
+volatile sig_atomic_t *qt_child_stop_flag(void);
+
+/* Slot of pid in sb->procs, or -1. */
+int qt_sb_find_pid(const qt_scoreboard *sb, pid_t pid);
+/* Processes with a pid in the scoreboard. */
+unsigned qt_sb_live(const qt_scoreboard *sb);
+/* Sends sig to every child; with old_only, only to older generations. */
+void qt_sb_signal_all(qt_scoreboard *sb, int sig, bool old_only);
+
+/* A reaped child. */
+typedef struct qt_child_exit {
+    pid_t pid;
+    int slot;                         /* -1: not one of ours */
+    unsigned generation;
+    int status;                       /* from waitpid */
+} qt_child_exit;
+
+/* Reaps one exited child without blocking and frees its slot. */
+bool qt_mpm_reap(qt_scoreboard *sb, qt_child_exit *out);
+/*
+ * Logs an abnormal exit ("child pid N exit signal Killed (9)"); a TERM
+ * during a stop is expected and not logged.  Returns true when the child
+ * asked for the whole server to stop (QT_EXIT_CHILDFATAL, current
+ * generation).
+ */
+bool qt_mpm_child_exited(const qt_scoreboard *sb, const qt_child_exit *e,
+                         bool stopping);
+
+/*
+ * The stop sequence: TERM to every child, again at 3, 5 and 7 s, KILL at
+ * 9 s, give up at 10 s.  Reaps as it goes; returns when none is left.
+ */
+void qt_mpm_reclaim_children(qt_scoreboard *sb);
+
+/*
+ * Graceful stop: waits for children to exit on their own (after the caller
+ * told them), up to timeout_s seconds (0: forever); a STOP signal or the
+ * timeout ends the wait with the stop sequence.
+ */
+void qt_mpm_drain_children(qt_scoreboard *sb, int timeout_s);
+
+#endif
