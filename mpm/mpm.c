@@ -4,11 +4,16 @@
  * Unit tests and one-off tools run with no MPM at all (qt_active_mpm NULL),
  * so each entry point falls back to plain blocking calls.
  */
-#define _GNU_SOURCE
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE   /* accept4, pipe2, ppoll */
+#endif
 #include <errno.h>
 #include <poll.h>
 #include <time.h>
 
+/* First: a server/ header, so "config.h" inside mpm.h resolves to
+ * server/config.h and not to the build directory's autoconf config.h. */
+#include "listen.h"
 #include "mpm.h"
 
 const qt_mpm *qt_active_mpm;

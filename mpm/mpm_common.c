@@ -1,5 +1,7 @@
 /* Shared by the process-based MPMs (see mpm_common.h). */
-#define _GNU_SOURCE
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE   /* accept4, pipe2, ppoll */
+#endif
 #include <errno.h>
 #include <limits.h>
 #include <poll.h>
@@ -99,21 +101,33 @@ static void on_child_stop(int signo)
     child_stop = 1;
 }
 
-void qt_child_signals(bool also_term)
+void qt_child_stop_signals(sigset_t *set, bool one_process)
+{
+    sigemptyset(set);
+    if (one_process) {
+        sigaddset(set, SIGTERM);
+        sigaddset(set, SIGINT);
+        sigaddset(set, SIGWINCH);
+    } else {
+        sigaddset(set, SIGUSR1);
+    }
+}
+
+void qt_child_signals(bool one_process)
 {
     /* No SA_RESTART: a wait must return so the loop sees the flag. */
     struct sigaction sa = { .sa_handler = on_child_stop };
+    sigset_t set;
 
     sigemptyset(&sa.sa_mask);
     child_stop = 0;
-    sigaction(SIGUSR1, &sa, NULL);
-    if (also_term) {
-        sigaction(SIGTERM, &sa, NULL);
-        sigaction(SIGINT, &sa, NULL);
-    }
+    qt_child_stop_signals(&set, one_process);
+    for (int signo = 1; signo < NSIG; signo++)
+        if (sigismember(&set, signo) == 1)
+            sigaction(signo, &sa, NULL);
     qt_signals_child();
     /* ^C in a foreground terminal reaches every process; the master decides. */
-    if (!also_term)
+    if (!one_process)
         signal(SIGINT, SIG_IGN);
 }
 
@@ -171,8 +185,10 @@ bool qt_mpm_reap(qt_scoreboard *sb, qt_child_exit *out)
     out->status = status;
     out->slot = qt_sb_find_pid(sb, pid);
     out->generation = 0;
+    out->quiescing = false;
     if (out->slot >= 0) {
         out->generation = atomic_load(&sb->procs[out->slot].generation);
+        out->quiescing = atomic_load(&sb->procs[out->slot].quiescing) != 0;
         qt_sb_clear_process(sb, (unsigned)out->slot);
     }
     return true;

@@ -54,11 +54,15 @@ void qt_mpm_log_resuming(const qt_config *cfg);
 
 /*
  * In a new child: SIGUSR1 sets the flag returned by qt_child_stop_flag()
- * (finish the current connection, then exit); with also_term, TERM and INT
- * do the same (one-process mode, where the server is the master).  Installs
- * the handlers before the master's are reset, so no signal is lost.
+ * (finish the current connection, then exit) and SIGINT is ignored (the
+ * master decides).  In one-process mode (-X), where the server is the
+ * master, TERM, INT and WINCH set the flag instead and USR1/HUP stay
+ * ignored.  The handlers go in before the master's are reset, so a signal
+ * sent right after fork() is never lost.
  */
-void qt_child_signals(bool also_term);
+void qt_child_signals(bool one_process);
+/* The signals qt_child_signals() turns into the stop flag. */
+void qt_child_stop_signals(sigset_t *set, bool one_process);
 volatile sig_atomic_t *qt_child_stop_flag(void);
 
 /* Slot of pid in sb->procs, or -1. */
@@ -73,6 +77,7 @@ typedef struct qt_child_exit {
     pid_t pid;
     int slot;                         /* -1: not one of ours */
     unsigned generation;
+    bool quiescing;                   /* it had been told to exit */
     int status;                       /* from waitpid */
 } qt_child_exit;
 

@@ -1,11 +1,16 @@
 /* The shared-memory scoreboard (see scoreboard.h). */
-#define _GNU_SOURCE
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE   /* accept4, pipe2, ppoll */
+#endif
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
 #include <time.h>
 
+/* First: a server/ header, so "config.h" inside mpm.h resolves to
+ * server/config.h and not to the build directory's autoconf config.h. */
+#include "listen.h"
 #include "mpm.h"
 #include "scoreboard.h"
 

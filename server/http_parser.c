@@ -68,22 +68,17 @@ static bool slice_is(qt_slice s, const char *lit, size_t n)
 #define SLICE_IS(s, lit) slice_is((s), (lit), sizeof(lit) - 1)
 
 /*
- * Word-at-a-time scanning.  A clean 8-byte word is skipped in one step; a
- * word holding a stop byte (or an HTAB, which looks like a control) is
- * finished byte by byte.  The tests are exact as booleans.
+ * Word-at-a-time scanning: stop_mask() flags the bytes of a little-endian
+ * word that are below `below` or DEL.  A flag may be wrong only above a
+ * correct one, so the lowest flag is exactly the first stop byte.
  */
 #define ONES UINT64_C(0x0101010101010101)
 #define HIGHS UINT64_C(0x8080808080808080)
 
-static inline bool word_has_below(uint64_t x, unsigned n)
+static inline uint64_t stop_mask(uint64_t x, unsigned below)
 {
-    return ((x - ONES * n) & ~x & HIGHS) != 0;
-}
-
-static inline bool word_has_del(uint64_t x)
-{
-    uint64_t v = x ^ (ONES * 0x7f);
-    return ((v - ONES) & ~v & HIGHS) != 0;
+    uint64_t del = x ^ (ONES * 0x7f);
+    return ((x - ONES * below) & ~x & HIGHS) | ((del - ONES) & ~del & HIGHS);
 }
 
 /* Returns the first byte in [p, end) not in class cl; below is the
@@ -91,20 +86,40 @@ static inline bool word_has_del(uint64_t x)
 static const char *scan_class(const char *p, const char *end, unsigned cl,
                               unsigned below)
 {
-    for (;;) {
-        uint64_t x;
-        while (end - p >= 8) {
-            memcpy(&x, p, sizeof(x));
-            if (word_has_below(x, below) || word_has_del(x))
-                break;
+#if defined(__GNUC__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+    while (end - p >= 8) {
+        uint64_t x, m;
+        memcpy(&x, p, sizeof(x));
+        m = stop_mask(x, below);
+        if (m == 0) {
             p += 8;
+            continue;
         }
-        const char *stop = (end - p > 8) ? p + 8 : end;
-        while (p < stop && is_class(*p, cl))
-            p++;
-        if (p < stop || p == end)
+        p += __builtin_ctzll(m) / 8;
+        if (!is_class(*p, cl))
             return p;
+        p++;    /* an HTAB inside a value */
     }
+#endif
+    while (p < end && is_class(*p, cl))
+        p++;
+    return p;
+}
+
+/* Returns the first non-token byte in [p, end).  Names are short, so the
+ * unrolled table test, not a vector scan, is what pays here. */
+static const char *scan_token(const char *p, const char *end)
+{
+    while (end - p >= 8) {
+        const unsigned char *u = (const unsigned char *)p;
+        if (!(cls[u[0]] & cls[u[1]] & cls[u[2]] & cls[u[3]] &
+              cls[u[4]] & cls[u[5]] & cls[u[6]] & cls[u[7]] & C_TCHAR))
+            break;
+        p += 8;
+    }
+    while (p < end && is_class(*p, C_TCHAR))
+        p++;
+    return p;
 }
 
 /* ------------------------------------------------------- head parser */
@@ -191,8 +206,7 @@ static int split_request_line(parser *ps, const char *line, const char *eol)
     qt_http_request *req = ps->req;
     const char *p = line;
 
-    while (p < eol && is_class(*p, C_TCHAR))
-        p++;
+    p = scan_token(p, eol);
     if (p == line || p == eol || *p != ' ')
         return fail(ps, 400);
     req->method_name = (qt_slice){ line, (size_t)(p - line) };
@@ -436,8 +450,7 @@ static int parse_field_line(parser *ps, bool *done)
     if (*p == '\r' || *p == '\n')
         return parse_blank_line(ps, done);
     /* A leading SP/HTAB is obs-fold (RFC 9112 5.2): refused. */
-    while (p < end && is_class(*p, C_TCHAR))
-        p++;
+    p = scan_token(p, end);
     if (p == end)
         return field_line_partial(ps, line, p);
     if (p == line || *p != ':')

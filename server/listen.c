@@ -4,7 +4,9 @@
  * graceful restart never refuses a connection.  Only sockets whose address
  * left the config are closed.
  */
-#define _GNU_SOURCE
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE   /* accept4, pipe2, ppoll */
+#endif
 #include <arpa/inet.h>
 #include <errno.h>
 #include <netinet/in.h>

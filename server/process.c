@@ -2,7 +2,9 @@
  * Daemon plumbing: detaching, the pid file, signals as flags, privileges,
  * and the reload that swaps in a new configuration only if it is valid.
  */
-#define _GNU_SOURCE
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE   /* accept4, pipe2, ppoll */
+#endif
 #include <errno.h>
 #include <fcntl.h>
 #include <grp.h>
@@ -293,6 +295,22 @@ static bool take_over(qt_config *cfg, qt_config *old, char *err, size_t errlen)
     return false;
 }
 
+/* A PidFile that moved with the reload moves on disk too. */
+static void follow_pidfile(const qt_config *old, const qt_config *cfg)
+{
+    char err[512];
+    const char *from = qt_config_path(old, old->pid_file);
+    const char *to = qt_config_path(cfg, cfg->pid_file);
+
+    if (strcmp(from, to) == 0)
+        return;
+    if (qt_pidfile_write(to, err, sizeof err) < 0) {
+        qt_log(QT_LOG_ERR, "core", "QT0104", "%s", err);
+        return;
+    }
+    qt_pidfile_remove(from);
+}
+
 bool qt_runtime_reload(qt_runtime *rt)
 {
     char err[1024];
@@ -311,6 +329,7 @@ bool qt_runtime_reload(qt_runtime *rt)
     if (!take_over(cfg, old, err, sizeof err))
         goto refused;
     cfg->generation = old->generation + 1;
+    follow_pidfile(old, cfg);
     rt->cfg = cfg;
     qt_log_close(old);
     qt_config_free(old);

@@ -6,7 +6,6 @@
 #include "range.h"
 
 #include <inttypes.h>
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -172,7 +171,7 @@ enum qt_range_result qt_range_parse(qt_pool *p, const char *header, uint64_t siz
 {
     raw_range *raw;
     qt_range *out;
-    unsigned count, good = 0;
+    unsigned cap, count, good = 0;
 
     *ranges = NULL;
     *n = 0;
@@ -182,8 +181,9 @@ enum qt_range_result qt_range_parse(qt_pool *p, const char *header, uint64_t siz
     if (!bytes_unit(header))
         return QT_RANGE_NONE;
     header += 6;
-    raw = qt_palloc(p, max_specs(header) * sizeof *raw);
-    count = parse_set(header, raw, max_specs(header));
+    cap = max_specs(header);
+    raw = qt_palloc(p, cap * sizeof *raw);
+    count = parse_set(header, raw, cap);
     if (count == 0 || count > QT_MAX_RANGES)
         return QT_RANGE_NONE;
     out = qt_palloc(p, count * sizeof *out);

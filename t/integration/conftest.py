@@ -6,6 +6,7 @@ same, and always stopped at teardown.
 """
 
 import os
+import re
 
 import pytest
 
@@ -67,7 +68,7 @@ def module_servers(mpm, request):
 @pytest.fixture
 def make_server(mpm, request):
     """A factory for per-test servers (life-cycle tests mutate theirs)."""
-    f = ServerFactory(mpm, request.node.name[:40].replace("[", "-").replace("]", ""))
+    f = ServerFactory(mpm, re.sub(r"[^A-Za-z0-9_-]", "-", request.node.name)[:40])
     yield f
     f.close()
 

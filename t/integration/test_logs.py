@@ -4,8 +4,6 @@ import re
 
 import pytest
 
-import harness
-
 BODY = b"log me\n"
 FILES = {"htdocs/log.txt": BODY}
 

@@ -7,7 +7,6 @@ import time
 
 import pytest
 
-import harness
 from harness import request_bytes
 
 HELLO = b"hello world\n"
