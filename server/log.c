@@ -129,7 +129,8 @@ static void format_time(char *out, size_t n)
 void qt_vlog(int level, const char *module, const char *id, const char *client,
              const char *fmt, va_list ap)
 {
-    if (level > error_level)
+    /* As Apache, notices (start, stop, restart) are logged whatever the level. */
+    if (level > error_level && level != QT_LOG_NOTICE)
         return;
     char line[4096], when[96];
     format_time(when, sizeof(when));

@@ -67,6 +67,8 @@ static bool host_from(qt_pool *p, qt_slice v, const char **out)
         if (colon)
             n = (size_t)(colon - s);
     }
+    if (n > 1 && s[n - 1] == '.')      /* "example.com." names example.com */
+        n--;
     char *h = qt_pstrndup(p, s, n);
     for (char *q = h; *q; q++) {
         unsigned char ch = (unsigned char)*q;

@@ -69,6 +69,7 @@ struct coro_sched {
     unsigned runnable;
     unsigned live;
     unsigned watches;
+    unsigned busy_turns;        /* turns since the last epoll_wait */
     atomic_bool stop;
     coro_stack_pool stacks;
     coro_timer_heap timers;

@@ -38,6 +38,7 @@
 #endif
 
 #define STACK_MIN (16u * 1024u)
+#define POLL_INTERVAL 61u
 
 static _Thread_local coro_sched *tls_sched;
 
@@ -355,6 +356,16 @@ void coro_sched_run(coro_sched *s)
         run_ready(s);
         if (!has_work(s))
             break;
+        /*
+         * While coroutines stay runnable, a non-blocking epoll_wait every
+         * turn would cost more than the turn itself: look at the network
+         * every POLL_INTERVAL turns only (Go and Tokio use 61 too).
+         */
+        if (s->runq_head && ++s->busy_turns < POLL_INTERVAL) {
+            fire_timers(s);
+            continue;
+        }
+        s->busy_turns = 0;
         coro_poller_poll(s, poll_timeout(s));
         fire_timers(s);
         if (s->opts.tick)
