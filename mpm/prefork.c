@@ -370,9 +370,14 @@ static int count_idle(const prefork *pf, int *last)
     return idle;
 }
 
+/*
+ * Like Apache: while idle stays under MinSpareServers, fork 1, 2, 4 ... 32
+ * children a second (not just the shortfall: under a rising load the
+ * shortfall is back a second later, and a connection waits meanwhile).
+ */
 static void spawn_for_spares(prefork *pf, int idle)
 {
-    int want = pf->conf->min_spare_servers - idle;
+    int want = pf->spawn_rate;
 
     if (free_slot(pf) < 0) {
         if (!pf->limit_reported)
@@ -382,8 +387,6 @@ static void spawn_for_spares(prefork *pf, int idle)
         pf->spawn_rate = 1;
         return;
     }
-    if (want > pf->spawn_rate)
-        want = pf->spawn_rate;
     if (pf->spawn_rate >= 8)
         qt_log(QT_LOG_INFO, "mpm_prefork", "QT0222", "server seems busy (you may need to "
                "increase StartServers, or Min/MaxSpareServers), spawning %d children, "

@@ -334,9 +334,12 @@ static int poll_timeout(const coro_sched *s)
 
 static void fire_timers(coro_sched *s)
 {
-    int64_t now = coro_now_ms();
+    int64_t now;
     coro_timer *t;
 
+    if (coro_timer_next(&s->timers) < 0)
+        return;
+    now = coro_now_ms();
     while ((t = coro_timer_pop_due(&s->timers, now)) != NULL)
         t->fire(s, t);
 }
