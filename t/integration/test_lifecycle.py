@@ -11,6 +11,7 @@ import re
 import signal
 import socket
 import subprocess
+import threading
 import time
 
 import pytest
@@ -182,6 +183,36 @@ def test_reload_with_broken_config_keeps_serving(srv, sig):
     assert srv.get("/reloaded").status == 404, "the broken config was applied"
     # The running config is still good: a correct reload works afterwards.
     reload_with(srv, sig)
+
+
+def test_graceful_restarts_under_load_lose_no_request(srv):
+    """A client keeps requesting on fresh connections while the server is
+    gracefully restarted three times: every request must succeed."""
+    results = []
+    stop = threading.Event()
+
+    def client():
+        while not stop.is_set() and len(results) < 2000:
+            try:
+                r = srv.get("/hello.txt")
+                results.append(r.status if r.body == HELLO else "bad body")
+            except (OSError, harness.ProtocolError) as e:
+                results.append(repr(e))
+
+    t = threading.Thread(target=client)
+    t.start()
+    try:
+        for i in range(3):
+            time.sleep(0.2)
+            srv.signal(signal.SIGUSR1)
+        time.sleep(0.5)
+    finally:
+        stop.set()
+        t.join(15)
+    bad = [x for x in results if x != 200]
+    assert results and not bad, ("%d of %d requests failed: %r\n%s"
+                                 % (len(bad), len(results), bad[:5], srv.diag()))
+    assert srv.alive()
 
 
 def test_sighup_restart_serves_again(srv):

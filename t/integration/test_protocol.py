@@ -80,6 +80,36 @@ def test_http11_keep_alive_several_requests(srv):
             assert "close" not in r.conn_tokens(), r
 
 
+def test_error_response_keeps_connection_alive(srv):
+    with srv.conn() as c:
+        c.send(request_bytes("GET", "/missing.txt"))
+        r1 = c.read_response()
+        expect(srv, r1, 404)
+        c.send(request_bytes("GET", "/hello.txt"))
+        r2 = c.read_response()
+    expect(srv, r2, 200)
+    assert r2.body == HELLO
+
+
+def test_slow_clients_do_not_block_others(srv):
+    """Three clients stuck mid-request; a fourth is still served at once."""
+    stalled = [srv.conn() for _ in range(3)]
+    try:
+        for c in stalled:
+            c.send(b"GET /hello.txt HTTP/1.1\r\nHost: localhost\r\n")
+        t0 = time.monotonic()
+        r = srv.get("/page.html")
+        secs = time.monotonic() - t0
+        expect(srv, r, 200)
+        assert secs < 1.0, "served after %.2fs behind stalled clients" % secs
+        for c in stalled:               # and they are served once complete
+            c.send(b"\r\n")
+            assert c.read_response().body == HELLO
+    finally:
+        for c in stalled:
+            c.close()
+
+
 def test_connection_close_closes(srv):
     with srv.conn() as c:
         c.send(request_bytes("GET", "/hello.txt", headers=[("Connection", "close")]))
@@ -292,6 +322,12 @@ BAD_REQUESTS = [
     # The issue asks for 505 (Apache serves it as HTTP/1.1).
     ("http_2_0_request_line", b"GET /hello.txt HTTP/2.0\r\nHost: x\r\n\r\n", {505}),
     ("unknown_method", b"FROBNICATE /hello.txt HTTP/1.1\r\nHost: x\r\n\r\n", {501}),
+    ("lowercase_method_is_another_method",
+     b"get /hello.txt HTTP/1.1\r\nHost: x\r\n\r\n", {501}),
+    ("unknown_expectation", b"GET /hello.txt HTTP/1.1\r\nHost: x\r\n"
+     b"Expect: something-else\r\n\r\n", {417}),
+    ("host_with_slash", b"GET /hello.txt HTTP/1.1\r\nHost: a/b\r\n\r\n", {400}),
+    ("host_with_space", b"GET /hello.txt HTTP/1.1\r\nHost: a b\r\n\r\n", {400}),
 ]
 
 

@@ -13,7 +13,9 @@ TEXT = b"0123456789abcdefghijklmnopqrstuvwxyz\n"     # 37 bytes
 PAGE = b"<html><body><p>page</p></body></html>\n"
 PRODUCT = "Apache" if harness.ORACLE else "Quintet"
 
+BIG = bytes((i * 7 + i // 256) % 256 for i in range(3 * 1024 * 1024 + 17))
 FILES = {
+    "htdocs/big.bin": BIG,
     "htdocs/index.html": b"<html><body>root index</body></html>\n",
     "htdocs/hello.txt": TEXT,
     "htdocs/page.html": PAGE,
@@ -61,6 +63,16 @@ def test_get_file_headers_and_body(srv):
     assert abs(date.timestamp() - time.time()) < 60, r
     assert r.header("Date").endswith(" GMT"), r
     assert (r.header("Server") or "").startswith(PRODUCT), r
+
+
+def test_large_file_byte_exact(srv):
+    r = srv.get("/big.bin")
+    expect(srv, r, 200)
+    assert r.header("Content-Length") == str(len(BIG)), r
+    assert len(r.body) == len(BIG) and r.body == BIG, "large body differs"
+    r = srv.get("/big.bin", headers=[("Range", "bytes=2000000-2000099")])
+    expect(srv, r, 206)
+    assert r.body == BIG[2000000:2000100]
 
 
 def test_html_content_type(srv):

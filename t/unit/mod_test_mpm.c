@@ -10,6 +10,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* request.h first: it brings server/config.h in before mpm.h asks for
+ * "config.h", which from here would find autoconf's header instead. */
+#include "request.h"
 #include "module.h"
 #include "mpm.h"
 
@@ -20,6 +23,8 @@
 #define TEST_MODULE test_mpm_module
 #define TEST_NAME "test_mpm_module"
 #endif
+
+extern const qt_module TEST_MODULE;
 
 typedef struct {
     int start_servers;
