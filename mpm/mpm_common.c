@@ -12,6 +12,7 @@
 #include <string.h>
 #include <strings.h>
 #include <sys/wait.h>
+#include <unistd.h>
 
 #include "log.h"
 #include "mpm_common.h"
@@ -92,13 +93,35 @@ void qt_mpm_log_resuming(const qt_config *cfg)
 
 /* ------------------------------------------------------- child signals */
 
-/* A signal flag: the one kind of process-wide mutable state allowed. */
+/* Signal state: the one kind of process-wide mutable state allowed. */
 static volatile sig_atomic_t child_stop;
+static const int *volatile close_on_stop;
+static volatile size_t nclose_on_stop;
 
+/*
+ * Closing the child's copies of the listening sockets here, at once, is
+ * what makes a graceful stop stop accepting: the kernel keeps a socket
+ * listening while any process holds it, and a busy child may hold it for a
+ * whole request.  close() is async-signal-safe; only the first stop does it,
+ * so a second signal cannot close a number since reused.
+ */
 static void on_child_stop(int signo)
 {
+    int saved = errno;
+
     (void)signo;
+    if (!child_stop)
+        for (size_t i = 0; close_on_stop && i < nclose_on_stop; i++)
+            close(close_on_stop[i]);
     child_stop = 1;
+    errno = saved;
+}
+
+void qt_child_close_on_stop(const int *fds, size_t n)
+{
+    nclose_on_stop = 0;
+    close_on_stop = fds;
+    nclose_on_stop = n;
 }
 
 void qt_child_stop_signals(sigset_t *set, bool one_process)

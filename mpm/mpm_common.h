@@ -64,6 +64,12 @@ void qt_child_signals(bool one_process);
 /* The signals qt_child_signals() turns into the stop flag. */
 void qt_child_stop_signals(sigset_t *set, bool one_process);
 volatile sig_atomic_t *qt_child_stop_flag(void);
+/*
+ * The listening fds the stop signal closes at once (NULL, 0 to forget
+ * them).  Call with the stop signals blocked; after a stop the caller must
+ * not use or close these numbers again.
+ */
+void qt_child_close_on_stop(const int *fds, size_t n);
 
 /* Slot of pid in sb->procs, or -1. */
 int qt_sb_find_pid(const qt_scoreboard *sb, pid_t pid);

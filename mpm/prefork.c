@@ -229,16 +229,19 @@ static int child_serve(child *ch)
     size_t n = count_listeners(ch->cfg), nfds = n + (ch->death_fd >= 0), i = 0;
     struct pollfd *pfd = qt_xcalloc(nfds ? nfds : 1, sizeof *pfd);
     const qt_listener **ls = qt_xcalloc(n ? n : 1, sizeof *ls);
+    int *fds = qt_xcalloc(n ? n : 1, sizeof *fds);
     const struct timespec tick = { CHILD_POLL_SECONDS, 0 };
 
     for (const qt_listener *l = ch->cfg->listeners; l; l = l->next)
         if (l->fd >= 0) {
             ls[i] = l;
+            fds[i] = l->fd;
             pfd[i++] = (struct pollfd){ .fd = l->fd, .events = POLLIN };
         }
     if (ch->death_fd >= 0)
         pfd[n] = (struct pollfd){ .fd = ch->death_fd, .events = POLLIN };
     sigprocmask(SIG_BLOCK, &ch->stop_set, &ch->open_mask);
+    qt_child_close_on_stop(fds, n);
     while (!child_should_exit(ch)) {
         qt_sb_set_state(ch->slot, QT_SB_READY);
         if (ppoll(pfd, nfds, &tick, &ch->open_mask) <= 0)
@@ -248,7 +251,9 @@ static int child_serve(child *ch)
         accept_one(ch, pfd, ls, n);
     }
     qt_sb_set_state(ch->slot, QT_SB_GRACEFUL);
+    qt_child_close_on_stop(NULL, 0);
     sigprocmask(SIG_SETMASK, &ch->open_mask, NULL);
+    free(fds);
     free(ls);
     free(pfd);
     return 0;

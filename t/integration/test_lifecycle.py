@@ -130,8 +130,9 @@ def test_daemon_mode_pidfile_and_k_stop(make_server):
 
 
 def test_sigterm_stops_master_and_children(srv):
-    kids = srv.children()
-    assert kids or not pooled(srv.mpm), srv.diag()
+    get_ok(srv)
+    kids = wait_until(srv.children, 3) if pooled(srv.mpm) else srv.children()
+    assert kids or not pooled(srv.mpm), "no children\n" + srv.diag()
     assert read_pid(srv) == srv.pid, "PidFile must hold the master pid"
     rc = srv.stop()
     assert rc == 0, "exit status %r after SIGTERM\n%s" % (rc, srv.diag())
