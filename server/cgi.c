@@ -833,8 +833,10 @@ static int exchange(cgi_run *x)
             continue;
         }
         int64_t deadline = x->out_eof ? x->err_deadline : x->deadline;
-        if (qt_wait_fd(x->p->ep, POLLIN, deadline) == QT_TIMEOUT && !x->out_eof
-            && qt_now_ms() >= x->deadline) {
+        int rc = qt_wait_fd(x->p->ep, POLLIN, deadline);
+        if (rc == QT_ERROR)
+            return QT_ERROR;
+        if (rc == QT_TIMEOUT && !x->out_eof && qt_now_ms() >= x->deadline) {
             timed_out(x);
             return QT_ERROR;
         }

@@ -98,6 +98,10 @@ CGIScriptTimeout 2
 <Location "/nothere">
     ErrorDocument 404 /cgi-bin/printenv
 </Location>
+"""
+
+# mod_env directives: the oracle's config loads no mod_env.
+ENV_CONF = r"""
 <Location "/env-cgi/">
     SetEnv QT_SET "set value"
     SetEnv QT_GONE "x"
@@ -120,7 +124,7 @@ def all_files():
 
 @pytest.fixture(scope="module")
 def srv(module_servers):
-    s = module_servers(CONF, all_files(), start=False)
+    s = module_servers(CONF + ("" if harness.ORACLE else ENV_CONF), all_files(), start=False)
     for name in SCRIPTS:
         os.chmod(s.path("cgi-bin/" + name), 0o644 if name == "noexec.cgi" else 0o755)
     for rel in ("htdocs/plain/x.cgi", "htdocs/exec/x.cgi", "htdocs/handler/run-me"):

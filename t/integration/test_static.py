@@ -113,6 +113,16 @@ def test_404_html_body(srv):
     assert r.has("Date") and r.has("Server"), r
 
 
+def test_head_404_has_no_body(srv):
+    with srv.conn() as c:
+        c.send(harness.request_bytes("HEAD", "/no/such/file.txt",
+                                     headers=[("Connection", "close")]))
+        r = c.read_response(head=True)
+        closed, extra, _ = c.wait_closed(3)
+    expect(srv, r, 404)
+    assert closed and extra == b"", extra
+
+
 def test_403_require_all_denied_is_logged(srv):
     r = srv.get("/private/secret.txt")
     expect(srv, r, 403)
@@ -143,6 +153,7 @@ def test_directory_listing_escapes_names(srv):
     body = r.body.decode("latin-1")
     assert "Index of /list" in body, body
     assert "plain.txt" in body, body
+    assert 'href="plain.txt"' in body, body
     assert "&lt;b&gt;&amp;x.txt" in body, body
     assert "<b>&x" not in body, body
 
@@ -173,6 +184,13 @@ def test_if_none_match_star_and_list(srv):
     r = srv.get("/hello.txt", headers=[("If-None-Match", '"nope", ' + etag)])
     expect(srv, r, 304)
     r = srv.get("/hello.txt", headers=[("If-None-Match", '"nope"')])
+    expect(srv, r, 200)
+    assert r.body == TEXT
+
+
+def test_if_none_match_takes_precedence_over_if_modified_since(srv):
+    r = srv.get("/hello.txt", headers=[("If-None-Match", '"nope"'),
+                                       ("If-Modified-Since", mtime_http())])
     expect(srv, r, 200)
     assert r.body == TEXT
 
