@@ -12,10 +12,13 @@
 #include <string.h>
 #include <strings.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
+#include "listen.h"
 #include "log.h"
 #include "mpm_common.h"
+#include "process.h"
 #include "version.h"
 
 /* ------------------------------------------------------------ directives */
@@ -313,4 +316,71 @@ void qt_mpm_drain_children(qt_scoreboard *sb, int timeout_s)
     }
     if (qt_sb_live(sb) > 0)
         qt_mpm_reclaim_children(sb);
+}
+
+/* ------------------------------------------------ spawning and retiring */
+
+pid_t qt_mpm_spawn(qt_scoreboard *sb, unsigned proc, const char *tag)
+{
+    qt_sb_process *p = &sb->procs[proc];
+    sigset_t all, old;
+    pid_t pid;
+
+    atomic_store(&p->generation, atomic_load(&sb->running_generation));
+    atomic_store(&p->quiescing, 0);
+    atomic_store(&p->started_ms, qt_now_ms());
+    /* Held until the child has its own handlers (see qt_child_signals). */
+    sigfillset(&all);
+    sigprocmask(SIG_BLOCK, &all, &old);
+    pid = fork();
+    if (pid == 0)
+        return 0;                  /* the child unblocks in qt_child_signals */
+    sigprocmask(SIG_SETMASK, &old, NULL);
+    if (pid < 0) {
+        qt_log(QT_LOG_ERR, tag, "QT0220", "(%d)%s: fork: unable to fork a new child",
+               errno, strerror(errno));
+        qt_sb_clear_process(sb, proc);
+        return -1;
+    }
+    atomic_store(&p->pid, pid);
+    return pid;
+}
+
+void qt_mpm_retire(qt_scoreboard *sb, unsigned proc)
+{
+    pid_t pid = atomic_load(&sb->procs[proc].pid);
+
+    atomic_store(&sb->procs[proc].quiescing, 1);
+    if (pid > 0)
+        kill(pid, SIGUSR1);
+}
+
+void qt_mpm_retire_old(qt_scoreboard *sb)
+{
+    unsigned gen = atomic_load(&sb->running_generation);
+
+    for (unsigned i = 0; i < sb->nprocs; i++)
+        if (atomic_load(&sb->procs[i].pid) > 0 &&
+            atomic_load(&sb->procs[i].generation) != gen)
+            atomic_store(&sb->procs[i].quiescing, 1);
+    /* By pid from the scoreboard: CGI children of a child are not hit. */
+    qt_sb_signal_all(sb, SIGUSR1, true);
+}
+
+void qt_mpm_new_generation(qt_scoreboard *sb, const qt_config *cfg)
+{
+    atomic_store(&sb->running_generation, cfg->generation);
+    sb->restart_time = time(NULL);
+}
+
+void qt_mpm_graceful_stop(qt_runtime *rt, qt_scoreboard *sb, int timeout_s,
+                          const char *tag)
+{
+    qt_log(QT_LOG_NOTICE, tag, "QT0114", "caught SIGWINCH, shutting down gracefully");
+    qt_listen_close(rt->cfg);
+    qt_pidfile_remove(qt_config_path(rt->cfg, rt->cfg->pid_file));
+    for (unsigned i = 0; i < sb->nprocs; i++)
+        if (atomic_load(&sb->procs[i].pid) > 0)
+            qt_mpm_retire(sb, i);
+    qt_mpm_drain_children(sb, timeout_s);
 }

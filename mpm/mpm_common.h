@@ -111,4 +111,25 @@ void qt_mpm_reclaim_children(qt_scoreboard *sb);
  */
 void qt_mpm_drain_children(qt_scoreboard *sb, int timeout_s);
 
+/*
+ * Forks the child of scoreboard row `proc`: records generation and start
+ * time, blocks every signal around fork() so the child can install its
+ * own handlers first (qt_child_signals), and stores the pid.  Returns the
+ * pid in the master, 0 in the child, -1 if fork failed (logged under
+ * `tag`, row cleared).  Slot states are the caller's.
+ */
+pid_t qt_mpm_spawn(qt_scoreboard *sb, unsigned proc, const char *tag);
+/* Marks row `proc` quiescing and sends its child SIGUSR1 (finish, exit). */
+void qt_mpm_retire(qt_scoreboard *sb, unsigned proc);
+/* Graceful restart: retires every child of an older generation. */
+void qt_mpm_retire_old(qt_scoreboard *sb);
+/* After a successful reload: the scoreboard's generation and restart time. */
+void qt_mpm_new_generation(qt_scoreboard *sb, const qt_config *cfg);
+/*
+ * Graceful stop (WINCH): closes the listeners and the pid file so a new
+ * server may start, retires every child and drains them.
+ */
+void qt_mpm_graceful_stop(qt_runtime *rt, qt_scoreboard *sb, int timeout_s,
+                          const char *tag);
+
 #endif

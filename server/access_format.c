@@ -7,6 +7,8 @@
  */
 #include "access_format.h"
 
+#include <unistd.h>
+
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -228,7 +230,7 @@ static void r_port(const token *t, const qt_access_values *v, qt_buf *out)
 
 static void r_pid(const token *t, const qt_access_values *v, qt_buf *out)
 {
-    put_i64(out, v->pid);
+    put_i64(out, v->pid ? v->pid : (long)getpid());   /* 0: look it up only when logged */
 }
 
 static void r_filename(const token *t, const qt_access_values *v, qt_buf *out)

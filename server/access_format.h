@@ -34,7 +34,7 @@ typedef struct {
     int64_t duration_us;            /* %D %T */
     const char *server_name;        /* %v %V */
     int local_port;                 /* %p */
-    long pid;                       /* %P */
+    long pid;                       /* %P (0: getpid() when rendered) */
     const char *filename;           /* %f */
     /* Header and env lookups: return NULL if absent. */
     const char *(*header_in)(const void *ctx, const char *name);

@@ -21,6 +21,13 @@ typedef struct {
 bool qt_slice_eq(qt_slice a, const char *s);          /* exact */
 bool qt_slice_caseeq(qt_slice a, const char *s);      /* ASCII case-insensitive */
 
+/* A name/value list (headers, environment), allocated from a pool. */
+typedef struct qt_kv {
+    const char *name;
+    const char *value;
+    struct qt_kv *next;
+} qt_kv;
+
 typedef struct {
     char *data;
     size_t len;   /* bytes in use */

@@ -854,6 +854,8 @@ static int check_script(qt_request *r)
                 r->filename);
         return 403;
     }
+    if (!r->filename)
+        return 404;
     if (!r->have_finfo && stat(r->filename, &r->finfo) == 0)
         r->have_finfo = true;
     if (!r->have_finfo) {

@@ -882,8 +882,8 @@ static qt_config *config_new(qt_pool *p, const qt_config_args *args)
     cfg->main = qt_server_create(p);
     cfg->modules = qt_pcalloc(p, QT_MAX_MODULES * sizeof *cfg->modules);
     cfg->dl_handles = qt_pcalloc(p, QT_MAX_MODULES * sizeof *cfg->dl_handles);
-    cfg->modules[0] = &qt_core_module;
-    cfg->nmodules = 1;
+    for (size_t i = 0; qt_builtin_modules[i]; i++)
+        cfg->modules[cfg->nmodules++] = qt_builtin_modules[i];
     qt_config_set_defaults(cfg);
     for (size_t i = 0; args->defines && args->defines[i]; i++)
         define(cfg, args->defines[i], NULL);

@@ -69,6 +69,13 @@ void qt_server_inherit(qt_config *cfg, qt_server *vhost);
  */
 void *qt_config_grow(qt_pool *p, void *arr, size_t n, size_t *cap, size_t sz);
 
+/*
+ * Modules linked into the server, registered first in every configuration
+ * (core at index 0), NULL-terminated.  A built-in module is a plain
+ * qt_module like a loadable one; add new ones to the list in config_core.c.
+ */
+extern const qt_module *const qt_builtin_modules[];
+
 /* Module names that the core itself provides, for <IfModule>. */
 bool qt_core_provides(const char *module_name);
 

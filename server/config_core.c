@@ -19,9 +19,11 @@
 #include <sys/stat.h>
 
 #include "access_format.h"
+#include "cgi_env.h"
 #include "config_build.h"
 #include "log.h"
 #include "request.h"
+#include "status.h"
 
 #define COMMON_FORMAT "%h %l %u %t \"%r\" %>s %b"
 #define COMBINED_FORMAT COMMON_FORMAT " \"%{Referer}i\" \"%{User-Agent}i\""
@@ -1024,6 +1026,13 @@ const qt_module qt_core_module = {
     QT_MODULE_HEADER("core_module"),
     .directives = core_directives,
     .handlers = core_handlers,
+};
+
+const qt_module *const qt_builtin_modules[] = {
+    &qt_core_module,
+    &qt_cgi_module,
+    &qt_status_module,
+    NULL,
 };
 
 /*

@@ -31,6 +31,7 @@
 #include "mpm.h"
 #include "request.h"
 #include "request_internal.h"
+#include "scoreboard.h"
 
 #define READ_CHUNK 4096
 #define LINGER_MS 2000           /* per read while draining before close */
@@ -148,14 +149,28 @@ static void early_error(qt_conn *c, qt_pool *p, const qt_server *s, int status)
     qt_access_log(r);
 }
 
+/* server-status: this slot now runs this request (before routing, so a
+ * slow handler shows up while it runs). */
+static void note_request(qt_conn *c, const qt_http_request *h)
+{
+    if (!c->scoreboard_slot)
+        return;
+    qt_sb_note_request(c->scoreboard_slot, c->peer_ip,
+                       qt_pstrndup(c->rpool, h->host.p, h->host.n),
+                       qt_pstrndup(c->rpool, h->request_line.p, h->request_line.n));
+}
+
 static void serve_one(qt_conn *c, qt_http_request *h, size_t head_len)
 {
     qt_request *r = qt_request_new(c, c->rpool, h, head_len);
+    note_request(c, h);
     qt_request_process(r);
     while (r->redirected)      /* the response belongs to the last one */
         r = r->redirected;
     qt_request_finish(r);
+    qt_sb_set_state(c->scoreboard_slot, QT_SB_LOGGING);
     qt_access_log(r);
+    qt_sb_note_done(c->scoreboard_slot, r->bytes_sent);
 }
 
 int qt_conn_serve(qt_conn *c)
@@ -165,6 +180,7 @@ int qt_conn_serve(qt_conn *c)
         c->rpool = qt_pool_create(8192);
     for (;;) {
         qt_http_request *h = qt_palloc(c->rpool, sizeof(*h));
+        qt_sb_set_state(c->scoreboard_slot, QT_SB_BUSY_READ);
         ssize_t n = read_head(c, s, h);
         if (n == 0)
             return QT_CONN_CLOSE;
@@ -186,6 +202,7 @@ int qt_conn_serve(qt_conn *c)
             qt_buf_free(&c->out);
             qt_pool_destroy(c->rpool);
             c->rpool = NULL;
+            qt_sb_set_state(c->scoreboard_slot, QT_SB_KEEPALIVE);
             return QT_CONN_IDLE;
         }
     }

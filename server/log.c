@@ -214,7 +214,6 @@ static void fill_values(const qt_request *r, qt_access_values *v)
     v->duration_us = (int64_t)tv.tv_sec * 1000000 + tv.tv_usec - first->start_us;
     v->server_name = r->server->server_name;
     v->local_port = r->conn->local_port;
-    v->pid = (long)getpid();
     v->filename = r->filename;
     v->header_in = hdr_in;
     v->header_out = hdr_out;

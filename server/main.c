@@ -165,19 +165,29 @@ static char *join_path(const char *dir, const char *file)
     return p;
 }
 
+/* Relative to the current directory, made absolute: the daemon runs in /
+ * and a reload must find the same files. */
+static const char *absolute(const char *path)
+{
+    char cwd[4096];
+
+    if (path[0] == '/' || !getcwd(cwd, sizeof cwd))
+        return path;
+    return join_path(cwd, path);
+}
+
 /* The config file: absolute as given, else against -d, else the current
  * directory if it is there, else the install prefix. */
 static const char *config_file(const options *o)
 {
     const char *f = o->file ? o->file : DEFAULT_CONFIG_FILE;
-    char cwd[4096];
 
     if (f[0] == '/')
         return f;
     if (o->root)
-        return join_path(o->root, f);
-    if (access(f, F_OK) == 0 && getcwd(cwd, sizeof cwd))
-        return join_path(cwd, f);
+        return join_path(absolute(o->root), f);
+    if (access(f, F_OK) == 0)
+        return absolute(f);
     return join_path(QT_PREFIX, f);
 }
 
@@ -195,7 +205,7 @@ static void parse_options(options *o, int argc, char **argv)
     o->foreground = has_define(o, "FOREGROUND") || has_define(o, "NO_DETACH") ||
                     has_define(o, "DEBUG");
     o->args.config_file = config_file(o);
-    o->args.server_root = o->root;
+    o->args.server_root = o->root ? absolute(o->root) : NULL;
     o->args.pre_directives = o->pre.v;
     o->args.post_directives = o->post.v;
     o->args.defines = o->defines.v;
@@ -317,6 +327,10 @@ static bool open_everything(qt_config *cfg)
 {
     char err[1024];
 
+    if (qt_check_user(cfg, err, sizeof err) < 0) {
+        qt_log(QT_LOG_EMERG, "core", "QT0130", "%s", err);
+        return false;
+    }
     if (qt_listen_open(cfg, NULL, err, sizeof err) < 0) {
         qt_log(QT_LOG_EMERG, "core", "QT0101", "%s", err);
         qt_log(QT_LOG_EMERG, "core", "QT0102", "no listening sockets available, shutting down");

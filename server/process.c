@@ -326,7 +326,7 @@ bool qt_runtime_reload(qt_runtime *rt)
                  cfg->mpm ? cfg->mpm->name : "none");
         goto refused;
     }
-    if (!take_over(cfg, old, err, sizeof err))
+    if (qt_check_user(cfg, err, sizeof err) < 0 || !take_over(cfg, old, err, sizeof err))
         goto refused;
     cfg->generation = old->generation + 1;
     follow_pidfile(old, cfg);
@@ -396,6 +396,24 @@ static bool switch_to(const char *user, uid_t uid, gid_t gid)
         return false;
     }
     return true;
+}
+
+int qt_check_user(const qt_config *cfg, char *err, size_t errlen)
+{
+    uid_t uid;
+    gid_t gid;
+
+    if (geteuid() != 0 || !cfg->user)
+        return 0;
+    if (!lookup_uid(cfg->user, &uid, &gid)) {
+        snprintf(err, errlen, "User %s: no such user", cfg->user);
+        return -1;
+    }
+    if (cfg->group && !lookup_gid(cfg->group, &gid)) {
+        snprintf(err, errlen, "Group %s: no such group", cfg->group);
+        return -1;
+    }
+    return 0;
 }
 
 /*

@@ -20,4 +20,8 @@ int qt_pidfile_write(const char *path, char *err, size_t errlen);
 pid_t qt_pidfile_read(const char *path);
 void qt_pidfile_remove(const char *path);
 
+/* When running as root: User and Group exist (checked before detaching and
+ * before a reload, so a typo never starts children that cannot run). */
+int qt_check_user(const qt_config *cfg, char *err, size_t errlen);
+
 #endif

@@ -20,12 +20,6 @@
 #include "http_parser.h"
 #include "pool.h"
 
-typedef struct qt_kv {
-    const char *name;
-    const char *value;
-    struct qt_kv *next;
-} qt_kv;
-
 /* An output filter (gzip): sits between qt_write() and the framing. */
 struct qt_filter_def {
     const char *name;                  /* "DEFLATE" */

@@ -13,6 +13,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "http_serialize.h"
 #include "httpdate.h"
 #include "log.h"
 #include "mpm.h"
@@ -192,30 +193,27 @@ static void start_filters(qt_request *r)
 
 static void build_head(qt_request *r)
 {
-    qt_buf *b = &r->conn->out;
-    int status = r->status;
-    const char *line = r->status_line;
-    if (line)
-        qt_buf_printf(b, "HTTP/1.1 %s\r\n", line);
-    else
-        qt_buf_printf(b, "HTTP/1.1 %d %s\r\n", status, qt_http_reason(status));
-    qt_buf_printf(b, "Date: %s\r\nServer: %s\r\n", date_now(), server_banner(r->cfg));
-    for (const qt_kv *kv = r->headers_out; kv; kv = kv->next)
-        qt_buf_printf(b, "%s: %s\r\n", kv->name, kv->value);
-    bool bodyless = qt_http_status_bodyless(status);
-    if (r->content_type && !bodyless)
-        qt_buf_printf(b, "Content-Type: %s\r\n", r->content_type);
-    if (r->content_length >= 0 && !bodyless)
-        qt_buf_printf(b, "Content-Length: %lld\r\n", (long long)r->content_length);
-    if (r->chunked_out)
-        qt_buf_puts(b, "Transfer-Encoding: chunked\r\n");
-    if (!r->conn->keep_alive)
-        qt_buf_puts(b, "Connection: close\r\n");
+    qt_conn *c = r->conn;
+    enum qt_conn_header conn_hdr = QT_CONN_HDR_NONE;
+    if (!c->keep_alive)
+        conn_hdr = QT_CONN_HDR_CLOSE;
     else if (r->http.version_minor == 0)
-        qt_buf_printf(b, "Keep-Alive: timeout=%lld, max=%u\r\nConnection: Keep-Alive\r\n",
-                      (long long)(r->server->keep_alive_timeout_ms / 1000),
-                      r->server->max_keep_alive_requests - r->conn->requests - 1);
-    qt_buf_puts(b, "\r\n");
+        conn_hdr = QT_CONN_HDR_KEEPALIVE;   /* 1.0 keep-alive must be confirmed */
+    unsigned max = r->server->max_keep_alive_requests;
+    qt_response_head h = {
+        .status = r->status,
+        .status_line = r->status_line,
+        .date = date_now(),
+        .server = server_banner(r->cfg),
+        .fields = r->headers_out,
+        .content_type = r->content_type,
+        .content_length = r->content_length,
+        .chunked = r->chunked_out,
+        .connection = conn_hdr,
+        .keepalive_timeout_s = r->server->keep_alive_timeout_ms / 1000,
+        .keepalive_max = max ? max - c->requests - 1 : 100,
+    };
+    qt_http_serialize_head(&c->out, &h);
 }
 
 /* Prepares the head in c->out; it leaves with the first body bytes. */
@@ -272,9 +270,9 @@ static int body_out(qt_request *r, const void *data, size_t n, bool flush)
     r->bytes_sent += n;
     if (!r->chunked_out)
         return emit(r, data, n, NULL, 0, NULL, 0);
-    char hdr[24];
-    int hn = snprintf(hdr, sizeof(hdr), "%zx\r\n", n);
-    return emit(r, hdr, (size_t)hn, data, n, "\r\n", 2);
+    char hdr[20];
+    size_t hn = qt_http_chunk_header(hdr, n);
+    return emit(r, hdr, hn, data, n, "\r\n", 2);
 }
 
 int qt_filter_pass(qt_request *r, const void *data, size_t n, bool flush)
@@ -375,7 +373,7 @@ void qt_request_finish(qt_request *r)
         if (r->filters)
             filtered_write(r, NULL, 0, true, true);
         if (r->chunked_out && !body_suppressed(r))
-            emit(r, "0\r\n\r\n", 5, NULL, 0, NULL, 0);
+            emit(r, QT_HTTP_LAST_CHUNK, sizeof(QT_HTTP_LAST_CHUNK) - 1, NULL, 0, NULL, 0);
         else
             emit(r, NULL, 0, NULL, 0, NULL, 0);
     }

@@ -172,6 +172,8 @@ def test_graceful_restart_completes_slow_download(srv):
 
 @pytest.mark.parametrize("sig", [signal.SIGUSR1, signal.SIGHUP], ids=["USR1", "HUP"])
 def test_reload_with_broken_config_keeps_serving(srv, sig):
+    # The rule (mpm.h: qt_runtime_reload keeps the running config).
+    # Apache's master instead re-reads, fails and exits, children and all.
     get_ok(srv)
     size = len(srv.error_log())
     srv.write_conf(srv.conf_text(srv.extra_conf + "\nBrokenDirectiveXyz on\n"))

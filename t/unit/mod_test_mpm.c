@@ -10,9 +10,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* request.h first: it brings server/config.h in before mpm.h asks for
- * "config.h", which from here would find autoconf's header instead. */
-#include "request.h"
 #include "module.h"
 #include "mpm.h"
 

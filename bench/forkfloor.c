@@ -1,0 +1,80 @@
+/*
+ * The CGI floor: how many times per second this machine can posix_spawn a
+ * program, let it run to completion and reap it, with no server involved.
+ * A CGI handler cannot beat this, so bench/run reports it next to the
+ * servers' CGI figures.  The child's stdout goes to /dev/null, like a CGI
+ * whose output is discarded; a CGI environment is given so the program
+ * takes the same path as under a server.
+ *
+ * Usage: forkfloor PROGRAM SECONDS MAXCOUNT
+ * Prints "spawns=N seconds=S per_sec=R" and exits 0, or 1 on error.
+ * Bounded: stops at SECONDS of wall time or MAXCOUNT spawns, first reached.
+ */
+#define _POSIX_C_SOURCE 200809L
+#include <fcntl.h>
+#include <spawn.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+static double now_s(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+/* Spawns prog once with stdout on /dev/null and waits for it; 0 on success. */
+static int spawn_once(const char *prog, const posix_spawn_file_actions_t *fa)
+{
+    static char *const envp[] = {
+        "GATEWAY_INTERFACE=CGI/1.1", "REQUEST_METHOD=GET", "QUERY_STRING=",
+        "SERVER_PROTOCOL=HTTP/1.1", "PATH=/usr/bin:/bin", NULL };
+    char *argv[] = { (char *)prog, NULL };
+    pid_t pid;
+    int status;
+
+    if (posix_spawn(&pid, prog, fa, NULL, argv, envp) != 0)
+        return -1;
+    if (waitpid(pid, &status, 0) != pid)
+        return -1;
+    return WIFEXITED(status) && WEXITSTATUS(status) == 0 ? 0 : -1;
+}
+
+int main(int argc, char **argv)
+{
+    posix_spawn_file_actions_t fa;
+    double seconds, t0, elapsed;
+    long max, n = 0;
+    int rc = 1;
+
+    if (argc != 4) {
+        fprintf(stderr, "usage: forkfloor PROGRAM SECONDS MAXCOUNT\n");
+        return 2;
+    }
+    seconds = atof(argv[2]);
+    max = atol(argv[3]);
+    if (seconds <= 0 || seconds > 600 || max <= 0) {
+        fprintf(stderr, "forkfloor: SECONDS in (0, 600], MAXCOUNT > 0\n");
+        return 2;
+    }
+    posix_spawn_file_actions_init(&fa);
+    posix_spawn_file_actions_addopen(&fa, 1, "/dev/null", O_WRONLY, 0);
+    t0 = now_s();
+    while (n < max && now_s() - t0 < seconds) {
+        if (spawn_once(argv[1], &fa) != 0) {
+            fprintf(stderr, "forkfloor: %s failed after %ld spawns\n", argv[1], n);
+            goto cleanup;
+        }
+        n++;
+    }
+    elapsed = now_s() - t0;
+    printf("spawns=%ld seconds=%.3f per_sec=%.1f\n", n, elapsed, (double)n / elapsed);
+    rc = 0;
+cleanup:
+    posix_spawn_file_actions_destroy(&fa);
+    return rc;
+}
