@@ -57,7 +57,6 @@
 #include <string.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
-#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -110,6 +109,14 @@ static const event_conf *conf_of(const qt_config *cfg)
     const event_conf *ec = qt_mpm_server_conf(cfg);
 
     return ec ? ec : &event_defaults;
+}
+
+/* Scoreboard slots per child: one per coroutine it may serve at once. */
+static unsigned slots_per_child(const event_conf *ec)
+{
+    unsigned children = ec->knobs.start_servers > 0 ? (unsigned)ec->knobs.start_servers : 1;
+    unsigned n = ((unsigned)ec->knobs.max_request_workers + children - 1) / children;
+    return n == 0 ? 1 : n > 1024 ? 1024 : n;
 }
 
 static const char *set_stack_size(qt_cmd *cmd, int argc, char **argv)
@@ -188,7 +195,9 @@ typedef struct ev_conn {
 struct ev_child {
     const qt_config *cfg;
     qt_scoreboard *sb;
-    qt_sb_slot *slot;
+    qt_sb_slot *slot;             /* the process's first slot (idle state) */
+    unsigned proc;                /* row on the scoreboard */
+    unsigned char *slot_busy;     /* one flag per scoreboard slot of this row */
     unsigned generation;
     bool one_process;
     coro_sched *sched;
@@ -279,6 +288,29 @@ static void resume_acceptors(ev_child *ch)
             coro_ready(ch->ls[i].acceptor);
 }
 
+/*
+ * Each serving coroutine gets a scoreboard slot of its own, so server-status
+ * shows every request in flight; when more coroutines run than there are
+ * slots, the extra ones share the first.
+ */
+static unsigned slot_take(ev_child *ch)
+{
+    for (unsigned i = 1; i < ch->sb->nslots; i++)
+        if (!ch->slot_busy[i]) {
+            ch->slot_busy[i] = 1;
+            return i;
+        }
+    return 0;
+}
+
+static void slot_give_back(ev_child *ch, unsigned i)
+{
+    if (i == 0)
+        return;
+    ch->slot_busy[i] = 0;
+    qt_sb_set_state(qt_sb_slot_at(ch->sb, ch->proc, i), QT_SB_READY);
+}
+
 /* A coroutine per request burst: serve until idle or done. */
 static void conn_serve(void *arg)
 {
@@ -286,6 +318,9 @@ static void conn_serve(void *arg)
     ev_child *ch = ec->ch;
     qt_conn *c = ec->c;
     int rc = QT_CONN_CLOSE;
+    unsigned slot = slot_take(ch);
+
+    c->scoreboard_slot = qt_sb_slot_at(ch->sb, ch->proc, slot);
 
     if (!ec->handshaken) {
         ec->handshaken = true;
@@ -294,6 +329,8 @@ static void conn_serve(void *arg)
     }
     rc = qt_conn_serve(c);
 done:
+    slot_give_back(ch, slot);
+    c->scoreboard_slot = ch->slot;
     ch->active--;
     resume_acceptors(ch);
     if (rc == QT_CONN_IDLE && !ch->stopping)
@@ -503,11 +540,7 @@ static int child_serve(ev_child *ch)
         .tick = on_tick,
         .tick_arg = ch,
     };
-    unsigned children = (unsigned)ec->knobs.start_servers;
-
-    ch->max_active = ((unsigned)ec->knobs.max_request_workers + children - 1) / children;
-    if (ch->max_active == 0)
-        ch->max_active = 1;
+    ch->max_active = slots_per_child(ec);
     setup_listeners(ch);
     raise_fd_limit();
     /* The stop signals get through only while the loop sleeps (pselect). */
@@ -520,6 +553,7 @@ static int child_serve(ev_child *ch)
     coro_sched_destroy(ch->sched);
     sigprocmask(SIG_SETMASK, &open_mask, NULL);
     free(ch->ls);
+    free(ch->slot_busy);
     return 0;
 }
 
@@ -530,6 +564,8 @@ static void child_setup(ev_child *ch, const qt_config *cfg, qt_scoreboard *sb,
     ch->cfg = cfg;
     ch->sb = sb;
     ch->slot = qt_sb_slot_at(sb, proc, 0);
+    ch->proc = proc;
+    ch->slot_busy = qt_xcalloc(sb->nslots, 1);
     ch->generation = atomic_load(&sb->procs[proc].generation);
     ch->one_process = one_process;
     ch->death_fd = -1;
@@ -750,7 +786,8 @@ static int master_run(qt_runtime *rt)
                errno, strerror(errno));
         return 1;
     }
-    m.sb = qt_scoreboard_create((unsigned)m.conf->knobs.server_limit, 1);
+    m.sb = qt_scoreboard_create((unsigned)m.conf->knobs.server_limit,
+                                slots_per_child(m.conf));
     atomic_store(&m.sb->running_generation, rt->cfg->generation);
     qt_scoreboard_set_current(m.sb);
     spawn_missing(&m, (unsigned)m.sb->nprocs);
@@ -764,7 +801,7 @@ static int master_run(qt_runtime *rt)
 /* -X: one event loop in this process; TERM/INT/WINCH stop it gracefully. */
 static int one_process_run(qt_runtime *rt)
 {
-    qt_scoreboard *sb = qt_scoreboard_create(1, 1);
+    qt_scoreboard *sb = qt_scoreboard_create(1, slots_per_child(conf_of(rt->cfg)));
     ev_child ch;
 
     qt_scoreboard_set_current(sb);

@@ -11,9 +11,6 @@
 #include <poll.h>
 #include <time.h>
 
-/* First: a server/ header, so "config.h" inside mpm.h resolves to
- * server/config.h and not to the build directory's autoconf config.h. */
-#include "listen.h"
 #include "mpm.h"
 
 const qt_mpm *qt_active_mpm;

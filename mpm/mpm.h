@@ -120,7 +120,11 @@ void qt_signals_master(bool one_process);
 enum qt_sig qt_signal_take(void);
 /* A pipe whose read end becomes readable when a signal arrives, for poll(). */
 int qt_signal_fd(void);
-/* In a freshly forked child: default dispositions, empty mask. */
+/*
+ * In a freshly forked child: the master's handlers back to default (a
+ * handler the child already installed is kept), PIPE still ignored, the
+ * master's signal pipe closed, empty mask.
+ */
 void qt_signals_child(void);
 
 /*

@@ -32,6 +32,7 @@
 #include "log.h"
 #include "mpm_common.h"
 #include "process.h"
+#include "status.h"
 
 #define MAX_SPAWN_RATE 32         /* children forked per second, at most */
 #define CHILD_POLL_SECONDS 10     /* safety net; signals end the wait anyway */
@@ -598,6 +599,17 @@ static int one_process_run(qt_runtime *rt)
     return 0;
 }
 
+/* server-status extras (the core already counts processes and states). */
+static void prefork_status(qt_status_report *rep)
+{
+    qt_scoreboard *sb = qt_scoreboard_current();
+
+    if (!sb)
+        return;
+    qt_status_add(rep, "Generation", "%u", atomic_load(&sb->running_generation));
+    qt_status_add(rep, "ServerLimit", "%u", sb->nprocs);
+}
+
 static int prefork_run(qt_runtime *rt)
 {
     return rt->one_process ? one_process_run(rt) : master_run(rt);
@@ -624,6 +636,7 @@ static const qt_mpm prefork_mpm = {
     .run = prefork_run,
     .wait_fd = qt_poll_wait_fd,
     .sleep_ms = qt_poll_sleep_ms,
+    .status = prefork_status,
 };
 
 const qt_module mpm_prefork_module = {

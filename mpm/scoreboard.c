@@ -8,9 +8,6 @@
 #include <sys/mman.h>
 #include <time.h>
 
-/* First: a server/ header, so "config.h" inside mpm.h resolves to
- * server/config.h and not to the build directory's autoconf config.h. */
-#include "listen.h"
 #include "mpm.h"
 #include "scoreboard.h"
 

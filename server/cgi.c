@@ -31,9 +31,10 @@
 #include <unistd.h>
 
 #include "cgi_env.h"
+#include "httpdate.h"
 #include "log.h"
 #include "mpm.h"
-#include "version.h"
+#include "range.h"
 
 #define CGI_IO_BUF (64 * 1024)
 #define CGI_MAX_HEAD (256 * 1024)       /* whole response head */
@@ -240,18 +241,6 @@ static const char *base_name(const char *path)
 
 /* ------------------------------------------------------------ environment */
 
-/* Same words as the Server header (response.c keeps its own copy static). */
-static const char *server_software(const qt_config *cfg)
-{
-    switch (cfg->server_tokens) {
-    case QT_TOKENS_PROD: return QT_SERVER_BASEPRODUCT;
-    case QT_TOKENS_MAJOR: return QT_SERVER_BASEPRODUCT "/" QT_SERVER_MAJOR;
-    case QT_TOKENS_MINOR: return QT_SERVER_BASEPRODUCT "/" QT_SERVER_MINOR;
-    case QT_TOKENS_MINIMAL: return QT_SERVER_BASEPRODUCT "/" QT_SERVER_VERSION;
-    default: return QT_SERVER_BASEPRODUCT "/" QT_SERVER_VERSION " (Unix)";
-    }
-}
-
 static const qt_request *first_request(const qt_request *r)
 {
     while (r->prev)
@@ -276,7 +265,7 @@ static void fill_env_in(qt_request *r, const cgi_dir_conf *dc, qt_cgi_env_in *in
         .server_name = r->hostname && r->hostname[0] ? r->hostname : s->server_name,
         .server_port = qt_request_port(r),
         .server_addr = r->conn->local_ip, .server_admin = s->server_admin,
-        .server_software = server_software(r->cfg), .server_signature = "",
+        .server_software = qt_server_banner(r->cfg), .server_signature = "",
         .document_root = s->document_root,
         .context_prefix = r->uri_prefix, .context_document_root = r->context_root,
         .scheme = qt_request_scheme(r), .https = r->conn->tls,
@@ -595,6 +584,36 @@ static void read_stderr(cgi_run *x)
     }
 }
 
+static const char *head_value(const qt_cgi_head *h, const char *name)
+{
+    for (const qt_kv *kv = h->headers; kv; kv = kv->next)
+        if (strcasecmp(kv->name, name) == 0)
+            return kv->value;
+    return NULL;
+}
+
+/*
+ * A GET whose script set no Status is conditional on the script's ETag and
+ * Last-Modified, as in Apache (an explicit "Status: 200" opts out).
+ * Returns 0, 304 or 412.
+ */
+static int conditional(qt_request *r, const qt_cgi_head *h)
+{
+    if (h->status || (r->method_number != QT_M_GET && r->method_number != QT_M_HEAD))
+        return 0;
+    const char *lm = head_value(h, "Last-Modified");
+    time_t now = time(NULL), mtime;
+    if (!lm || !qt_httpdate_parse(lm, &mtime) || mtime > now)
+        mtime = now;                    /* unknown or future: "just changed" */
+    qt_cond_headers c = {
+        .if_match = qt_header_in(r, "If-Match"),
+        .if_none_match = qt_header_in(r, "If-None-Match"),
+        .if_modified_since = qt_header_in(r, "If-Modified-Since"),
+        .if_unmodified_since = qt_header_in(r, "If-Unmodified-Since"),
+    };
+    return qt_cond_evaluate(&c, head_value(h, "ETag"), mtime, true);
+}
+
 /* The script's headers become the response's (Apache's rules). */
 static void apply_head(cgi_run *x)
 {
@@ -619,6 +638,13 @@ static void apply_head(cgi_run *x)
     if (h->content_type)
         qt_set_content_type(r, h->content_type);
     x->mode = OUT_BODY;
+    int cond = conditional(r, h);
+    if (cond == 304)
+        r->status = 304;                /* headers only; the body is drained */
+    else if (cond)
+        x->status = cond;
+    if (cond)
+        x->mode = OUT_DISCARD;
 }
 
 static void head_failed(cgi_run *x, int rc)
@@ -818,6 +844,8 @@ static int exchange(cgi_run *x)
             watch(x->p, x->r->conn->fd, EPOLLRDHUP);
             watching_client = true;
         }
+        /* Take what is ready before parking: the MPM's netpoller may be
+         * edge-triggered, and only a new readiness edge would wake us. */
         struct epoll_event ev[4];
         int n = epoll_wait(x->p->ep, ev, 4, 0);
         if (n < 0 && errno != EINTR)
@@ -893,6 +921,8 @@ static void redirect_vars(qt_request *r, const qt_kv *env)
 static int finish(cgi_run *x, int rc, const qt_kv *env)
 {
     qt_request *r = x->r;
+    if (x->timed_out && x->mode == OUT_DISCARD)
+        rc = QT_OK;                     /* as Apache: stop draining, go on */
     if (x->client_gone || (x->timed_out && r->headers_sent))
         r->conn->aborted = true;        /* no last chunk: the body is cut */
     if (rc == QT_OK && x->mode == OUT_HEAD) {

@@ -421,7 +421,7 @@ static int head_line(qt_pool *p, qt_cgi_head *h, const char *line, size_t n)
     if (strcasecmp(name, "Status") == 0) {
         int rc = head_status(p, h, value);
         if (rc != QT_CGI_HEAD_MORE)
-            h->bad = qt_pstrndup(p, value, 30);
+            h->bad = qt_pstrndup(p, value, strnlen(value, 30));
         return rc;
     }
     if (strcasecmp(name, "Content-Type") == 0)

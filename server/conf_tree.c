@@ -318,21 +318,20 @@ int qt_conf_split_args(qt_pool *p, const char *args, char ***argv,
 {
     size_t len = strlen(args);
     char **v = qt_palloc(p, (len / 2 + 2) * sizeof *v);
+    /* All words share one buffer: each is at most its source text plus NUL. */
+    char *word = qt_palloc(p, len * 2 + 2);
     int n = 0;
     const char *s = args;
 
     for (;;) {
-        char *word;
-
         while (is_blank(*s) || *s == '\n')
             s++;
         if (*s == '\0')
             break;
-        word = qt_palloc(p, len + 1);
         if (*s == '"' || *s == '\'') {
             s = quoted_word(s + 1, *s, word);
             if (s == NULL) {
-                snprintf(err, errlen, "unterminated quoted string in '%s'", args);
+                snprintf(err, errlen, "unterminated quoted string in '%.200s'", args);
                 return -1;
             }
         } else {
@@ -342,6 +341,7 @@ int qt_conf_split_args(qt_pool *p, const char *args, char ***argv,
             word[w] = '\0';
         }
         v[n++] = word;
+        word += strlen(word) + 1;
     }
     v[n] = NULL;
     *argv = v;

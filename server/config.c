@@ -511,31 +511,42 @@ static bool add_section(qt_loader *ld, const qt_conf_node *n, const qt_scope *sc
     return walk(ld, n->children, &inner);
 }
 
+static enum qt_section_kind section_kind(const char *name)
+{
+    if (strncasecmp(name, "Directory", 9) == 0)
+        return QT_SEC_DIRECTORY;
+    return strncasecmp(name, "Location", 8) == 0 ? QT_SEC_LOCATION : QT_SEC_FILES;
+}
+
+static const char *section_arg_hint(enum qt_section_kind kind, bool match)
+{
+    static const char *const plain[] = {
+        [QT_SEC_DIRECTORY] = "a directory, or ~ and a regular expression",
+        [QT_SEC_LOCATION] = "a URL path, or ~ and a regular expression",
+        [QT_SEC_FILES] = "a file name, or ~ and a regular expression",
+    };
+
+    return match ? "a regular expression" : plain[kind];
+}
+
 /* Directory, Location and Files, with or without "~" / the Match suffix. */
 static bool do_dir_section(qt_loader *ld, const qt_conf_node *n, const qt_scope *sc,
                            int argc, char **argv)
 {
     size_t len = strlen(n->name);
     bool match = len > 5 && strcasecmp(n->name + len - 5, "Match") == 0;
-    enum qt_section_kind kind = strncasecmp(n->name, "Directory", 9) == 0 ? QT_SEC_DIRECTORY
-                              : strncasecmp(n->name, "Location", 8) == 0 ? QT_SEC_LOCATION
-                              : QT_SEC_FILES;
+    enum qt_section_kind kind = section_kind(n->name);
     bool tilde = argc == 2 && strcmp(argv[0], "~") == 0 && !match;
-    const char *what = argv[argc > 0 ? argc - 1 : 0];
+    bool files_in_dir = kind == QT_SEC_FILES && sc->sec == SEC_DIRECTORY;
+    const char *what;
 
-    if (sc->sec != SEC_NONE && !(kind == QT_SEC_FILES && sc->sec == SEC_DIRECTORY))
+    if (sc->sec != SEC_NONE && !files_in_dir)
         return fail(ld, n, "cannot occur within <%s> section", sc->sec_name);
-    if (!(argc == 1 || tilde))
-        return fail(ld, n, "takes one argument: a %s%s", match || tilde ? "regular expression"
-                    : kind == QT_SEC_DIRECTORY ? "directory" : kind == QT_SEC_LOCATION
-                    ? "URL path" : "file name", match ? "" : ", or ~ and a regular expression");
-    if (kind == QT_SEC_DIRECTORY && !match && !tilde) {
-        char *p = (char *)qt_config_path(ld->cfg, what);
-        size_t plen = strlen(p);
-        while (plen > 1 && p[plen - 1] == '/')
-            p[--plen] = '\0';
-        what = p;
-    }
+    if (argc != 1 && !tilde)
+        return fail(ld, n, "takes one argument: %s", section_arg_hint(kind, match));
+    what = argv[argc - 1];
+    if (kind == QT_SEC_DIRECTORY && !match && !tilde)
+        what = qt_config_dir_path(ld->cfg, what);
     return add_section(ld, n, sc, kind, what, match || tilde);
 }
 
@@ -738,11 +749,40 @@ static const char *grandparent(qt_pool *p, const char *file)
     return s;
 }
 
+/*
+ * Cleans an absolute path lexically ("/a/./b/../c//" -> "/a/c") without
+ * resolving symbolic links: a conf/ that is a symlink must not move
+ * ServerRoot to wherever it points.
+ */
+static const char *clean_path(qt_pool *p, const char *path)
+{
+    char *out = qt_palloc(p, strlen(path) + 2);
+    size_t len = 0;
+
+    while (*path) {
+        size_t n = strcspn(path, "/");
+        if (n == 2 && path[0] == '.' && path[1] == '.') {
+            while (len > 0 && out[--len] != '/')
+                ;
+        } else if (n > 0 && !(n == 1 && path[0] == '.')) {
+            out[len++] = '/';
+            memcpy(out + len, path, n);
+            len += n;
+        }
+        path += n + (path[n] == '/');
+    }
+    if (len == 0)
+        out[len++] = '/';
+    out[len] = '\0';
+    return out;
+}
+
 static bool locate_files(qt_loader *ld)
 {
     qt_config *cfg = ld->cfg;
     const char *given = ld->display, *path = given;
-    char resolved[PATH_MAX], cwd[PATH_MAX];
+    char cwd[PATH_MAX];
+    struct stat st;
 
     if (ld->args->server_root && !absolute_dir(ld, ld->args->server_root, &cfg->server_root))
         return false;
@@ -750,9 +790,9 @@ static bool locate_files(qt_loader *ld)
         path = qt_psprintf(ld->pool, "%s/%s", cfg->server_root, given);
     else if (given[0] != '/' && getcwd(cwd, sizeof cwd))
         path = qt_psprintf(ld->pool, "%s/%s", cwd, given);
-    if (realpath(path, resolved) == NULL)
+    if (stat(path, &st) < 0)
         return fail_at(ld, given, 0, "cannot read configuration file: %s", strerror(errno));
-    cfg->config_file = qt_pstrdup(ld->pool, resolved);
+    cfg->config_file = clean_path(ld->pool, path);
     if (cfg->server_root == NULL)
         cfg->server_root = grandparent(ld->pool, cfg->config_file);
     return true;

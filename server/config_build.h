@@ -63,6 +63,9 @@ void qt_config_set_defaults(qt_config *cfg);
 /* A vhost takes every field it did not set from the main server. */
 void qt_server_inherit(qt_config *cfg, qt_server *vhost);
 
+/* Absolute path against ServerRoot without trailing '/' (except "/"). */
+const char *qt_config_dir_path(qt_config *cfg, const char *path);
+
 /*
  * Returns a copy of arr (n elements of size sz) with room for one more;
  * *cap tracks the capacity.  Used for the arrays that grow while loading.

@@ -113,10 +113,9 @@ static const char *parse_port(qt_cmd *cmd, const char *s, int *port)
     return NULL;
 }
 
-/* Absolute path against ServerRoot without trailing '/' (except "/"). */
-static const char *dir_path(qt_cmd *cmd, const char *path)
+const char *qt_config_dir_path(qt_config *cfg, const char *path)
 {
-    char *p = (char *)qt_config_path(cmd->cfg, path);
+    char *p = (char *)qt_config_path(cfg, path);
     size_t n = strlen(p);
 
     while (n > 1 && p[n - 1] == '/')
@@ -307,7 +306,7 @@ static const char *set_server_alias(qt_cmd *cmd, int argc, char **argv)
 
 static const char *set_document_root(qt_cmd *cmd, int argc, char **argv)
 {
-    srv(cmd)->document_root = dir_path(cmd, argv[0]);
+    srv(cmd)->document_root = qt_config_dir_path(cmd->cfg, argv[0]);
     return NULL;
 }
 

@@ -89,6 +89,10 @@ qt_conn *qt_conn_create(const qt_config *cfg, int fd, const qt_listener *l,
     int one = 1;
     setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
     c->idle_since_ms = qt_now_ms();
+    /* Transport modules (mod_ssl) take over the connection here. */
+    for (size_t i = 0; i < cfg->nmodules; i++)
+        if (cfg->modules[i]->conn_init)
+            cfg->modules[i]->conn_init(c);
     return c;
 }
 

@@ -21,6 +21,8 @@
 #include <stddef.h>
 #include <zlib.h>
 
+#include "pool.h"
+
 #define QT_DEFLATE_OUT 16384        /* output is handed on in pieces this big */
 
 typedef int (*qt_deflate_emit)(void *arg, const void *p, size_t n);
@@ -38,5 +40,21 @@ int qt_deflate_feed(qt_deflate *d, const void *in, size_t n, qt_deflate_emit emi
 int qt_deflate_flush(qt_deflate *d, qt_deflate_emit emit, void *arg);
 int qt_deflate_finish(qt_deflate *d, qt_deflate_emit emit, void *arg);
 void qt_deflate_end(qt_deflate *d);
+
+/* ---- HTTP helpers for the gzip variant (pure string functions) */
+
+/*
+ * Does this Accept-Encoding allow gzip?  q-values are honoured ("gzip;q=0"
+ * refuses, as does a malformed q); "x-gzip" counts as gzip; "*" applies
+ * when gzip is not named.  No header (NULL): no.
+ */
+bool qt_accepts_gzip(const char *accept_encoding);
+/* The gzip variant's ETag: "abc" -> "abc-gzip", W/"abc" -> W/"abc-gzip";
+ * NULL for a value that is not a quoted entity tag. */
+char *qt_etag_gzip(qt_pool *p, const char *etag);
+/* An If-None-Match / If-Match list with the plain tag added after each
+ * "...-gzip" one, so the handler's own comparison matches the variant the
+ * client holds; NULL if the list names no gzip variant. */
+char *qt_etag_list_ungzip(qt_pool *p, const char *list);
 
 #endif

@@ -22,6 +22,7 @@
 #include "access_format.h"
 #include "conn.h"
 #include "request.h"
+#include "tls.h"
 
 struct qt_logfile {
     int fd;
@@ -190,6 +191,13 @@ static const char *env_get(const void *ctx, const char *name)
     return v ? v : getenv(name);
 }
 
+/* %{SSL_PROTOCOL}x and friends (mod_ssl's variables). */
+static const char *note_get(const void *ctx, const char *name)
+{
+    const qt_request *r = ctx;
+    return qt_tls_var(r->pool, r->conn, name);
+}
+
 static void fill_values(const qt_request *r, qt_access_values *v)
 {
     const qt_request *first = r;
@@ -218,6 +226,7 @@ static void fill_values(const qt_request *r, qt_access_values *v)
     v->header_in = hdr_in;
     v->header_out = hdr_out;
     v->env = env_get;
+    v->note = note_get;
     v->ctx = r;
 }
 

@@ -38,13 +38,14 @@
 enum mode { MODE_RUN, MODE_TEST, MODE_MODULES, MODE_VERSION, MODE_SETTINGS,
             MODE_COMPILED };
 
-/* A growable NULL-terminated list of option arguments. */
+/* A NULL-terminated list of option arguments (copied into the pool as it grows). */
 typedef struct {
     const char **v;
     size_t n;
 } arglist;
 
 typedef struct {
+    qt_pool *pool;                   /* every string below that we built */
     qt_config_args args;
     arglist pre, post, defines;
     const char *file;                /* -f as given */
@@ -54,11 +55,15 @@ typedef struct {
     bool one_process, foreground;
 } options;
 
-static void push(arglist *l, const char *s)
+static void push(qt_pool *p, arglist *l, const char *s)
 {
-    l->v = qt_xrealloc(l->v, (l->n + 2) * sizeof *l->v);
-    l->v[l->n++] = s;
-    l->v[l->n] = NULL;
+    const char **v = qt_palloc(p, (l->n + 2) * sizeof *v);
+
+    if (l->n)
+        memcpy(v, l->v, l->n * sizeof *v);
+    v[l->n++] = s;
+    v[l->n] = NULL;
+    l->v = v;
 }
 
 static bool has_define(const options *o, const char *name)
@@ -122,9 +127,9 @@ static void startup_level(const char *name, const char *prog)
 static void take_option(options *o, int c, const char *prog)
 {
     switch (c) {
-    case 'C': push(&o->pre, optarg); break;
-    case 'c': push(&o->post, optarg); break;
-    case 'D': push(&o->defines, optarg); break;
+    case 'C': push(o->pool, &o->pre, optarg); break;
+    case 'c': push(o->pool, &o->post, optarg); break;
+    case 'D': push(o->pool, &o->defines, optarg); break;
     case 'd': o->root = optarg; break;
     case 'f': o->file = optarg; break;
     case 'k': o->signal = optarg; break;
@@ -137,8 +142,8 @@ static void take_option(options *o, int c, const char *prog)
     case 'V': o->mode = MODE_SETTINGS; break;
     case 'l': o->mode = MODE_COMPILED; break;
     case 'X':
-        push(&o->defines, "ONE_PROCESS");
-        push(&o->defines, "FOREGROUND");
+        push(o->pool, &o->defines, "ONE_PROCESS");
+        push(o->pool, &o->defines, "FOREGROUND");
         break;
     default:
         usage(prog);
@@ -156,24 +161,20 @@ static bool valid_signal(const char *k)
     return false;
 }
 
-static char *join_path(const char *dir, const char *file)
+static const char *join_path(qt_pool *p, const char *dir, const char *file)
 {
-    size_t n = strlen(dir) + strlen(file) + 2;
-    char *p = qt_xmalloc(n);
-
-    snprintf(p, n, "%s/%s", dir, file);
-    return p;
+    return qt_psprintf(p, "%s/%s", dir, file);
 }
 
 /* Relative to the current directory, made absolute: the daemon runs in /
  * and a reload must find the same files. */
-static const char *absolute(const char *path)
+static const char *absolute(qt_pool *p, const char *path)
 {
     char cwd[4096];
 
     if (path[0] == '/' || !getcwd(cwd, sizeof cwd))
         return path;
-    return join_path(cwd, path);
+    return join_path(p, cwd, path);
 }
 
 /* The config file: absolute as given, else against -d, else the current
@@ -185,10 +186,10 @@ static const char *config_file(const options *o)
     if (f[0] == '/')
         return f;
     if (o->root)
-        return join_path(absolute(o->root), f);
+        return join_path(o->pool, absolute(o->pool, o->root), f);
     if (access(f, F_OK) == 0)
-        return absolute(f);
-    return join_path(QT_PREFIX, f);
+        return absolute(o->pool, f);
+    return join_path(o->pool, QT_PREFIX, f);
 }
 
 static void parse_options(options *o, int argc, char **argv)
@@ -205,7 +206,7 @@ static void parse_options(options *o, int argc, char **argv)
     o->foreground = has_define(o, "FOREGROUND") || has_define(o, "NO_DETACH") ||
                     has_define(o, "DEBUG");
     o->args.config_file = config_file(o);
-    o->args.server_root = o->root ? absolute(o->root) : NULL;
+    o->args.server_root = o->root ? absolute(o->pool, o->root) : NULL;
     o->args.pre_directives = o->pre.v;
     o->args.post_directives = o->post.v;
     o->args.defines = o->defines.v;
@@ -425,21 +426,20 @@ static int report(const options *o, qt_config *cfg)
     return 0;
 }
 
-int main(int argc, char **argv)
+static int run(options *o, int argc, char **argv)
 {
-    options o = { .mode = MODE_RUN };
     qt_config *cfg;
     int rc;
 
-    parse_options(&o, argc, argv);
-    if (o.mode == MODE_VERSION) {
+    parse_options(o, argc, argv);
+    if (o->mode == MODE_VERSION) {
         print_version();
         return 0;
     }
-    if (o.mode == MODE_COMPILED)
+    if (o->mode == MODE_COMPILED)
         return print_compiled();
-    cfg = load(&o, o.mode == MODE_SETTINGS);
-    if (o.mode == MODE_SETTINGS) {
+    cfg = load(o, o->mode == MODE_SETTINGS);
+    if (o->mode == MODE_SETTINGS) {
         print_settings(cfg);
         if (cfg)
             qt_config_free(cfg);
@@ -447,11 +447,20 @@ int main(int argc, char **argv)
     }
     if (!cfg)
         return 1;
-    if (o.mode != MODE_RUN)
-        return report(&o, cfg);
-    if (o.signal && (rc = signal_server(&o, cfg)) >= 0) {
+    if (o->mode != MODE_RUN)
+        return report(o, cfg);
+    if (o->signal && (rc = signal_server(o, cfg)) >= 0) {
         qt_config_free(cfg);
         return rc;
     }
-    return serve(&o, cfg);
+    return serve(o, cfg);
+}
+
+int main(int argc, char **argv)
+{
+    options o = { .mode = MODE_RUN, .pool = qt_pool_create(1024) };
+    int rc = run(&o, argc, argv);
+
+    qt_pool_destroy(o.pool);
+    return rc;
 }

@@ -32,6 +32,7 @@
 #define QT_MODULE_HEADER(n) .abi = QT_MODULE_ABI, .name = (n)
 
 typedef struct qt_request qt_request;
+typedef struct qt_conn qt_conn;
 typedef struct qt_config qt_config;
 typedef struct qt_server qt_server;
 typedef struct qt_mpm qt_mpm;
@@ -123,6 +124,22 @@ typedef struct qt_module {
     void (*child_init)(qt_config *cfg);
 
     const qt_mpm *mpm;                  /* non-NULL only in MPM modules */
+
+    /*
+     * Optional: a connection was just accepted (end of qt_conn_create),
+     * before any byte is read.  A transport module installs itself here
+     * (mod_ssl sets c->transport, c->transport_data and c->tls for
+     * connections on its addresses).  Runs in the serving context; must
+     * not block.
+     */
+    void (*conn_init)(qt_conn *c);
+    /*
+     * Optional: after routing, before the handler runs (internal redirects
+     * included), in LoadModule order.  Returns QT_DECLINED or QT_OK to go
+     * on, or an HTTP status to answer with instead of running the handler
+     * (mod_ssl: 421 when Host and SNI name different servers).
+     */
+    int (*fixups)(qt_request *r);
 } qt_module;
 
 /* A module's own per-server / per-directory struct for this request. */

@@ -179,17 +179,31 @@ static handler_fn find_handler(qt_request *r)
     handler_fn fn = qt_config_find_handler(r->cfg, r->handler);
     if (!fn) {
         /* Apache serves the file when no module claims the handler name. */
-        qt_rlog(r, QT_LOG_WARN, "QT0100", "handler \"%s\" not found for %s, using default-handler",
+        qt_rlog(r, QT_LOG_WARN, "QT0300", "handler \"%s\" not found for %s, using default-handler",
                 r->handler, r->filename ? r->filename : r->path);
         return qt_static_handler;
     }
     return fn;
 }
 
+/* The modules' fixups hooks, in LoadModule order; 0 or a status. */
+static int run_fixups(qt_request *r)
+{
+    for (size_t i = 0; i < r->cfg->nmodules; i++) {
+        int (*fix)(qt_request *) = r->cfg->modules[i]->fixups;
+        int rc = fix ? fix(r) : QT_DECLINED;
+        if (rc >= 100)
+            return rc;
+    }
+    return 0;
+}
+
 /* Routes and runs the handler for r (also used by internal redirects). */
 static void dispatch(qt_request *r)
 {
     int st = qt_route(r);
+    if (!st)
+        st = run_fixups(r);
     if (st) {
         qt_send_error(r, st);
         return;
@@ -253,7 +267,7 @@ int qt_internal_redirect(qt_request *r, const char *url)
     for (qt_request *p = r; p; p = p->prev)
         depth++;
     if (st == 0 && depth > 10) {
-        qt_rlog(r, QT_LOG_ERR, "QT0101", "more than 10 internal redirects, last to %s", url);
+        qt_rlog(r, QT_LOG_ERR, "QT0301", "more than 10 internal redirects, last to %s", url);
         st = 500;
     }
     r->redirected = nr;

@@ -24,7 +24,9 @@
 struct qt_filter_def {
     const char *name;                  /* "DEFLATE" */
     /* Decides, once headers are known, whether to run; may edit headers.
-     * Returns QT_OK to run (with *ctx set) or QT_DECLINED. */
+     * Returns QT_OK to run (with *ctx set) or QT_DECLINED.  Also called for
+     * bodyless responses (204, 304), so a filter can set the headers its
+     * variant carries (Vary, ETag); it must decline those. */
     int (*start)(qt_request *r, void **ctx);
     /* Transforms data; eof on the last call.  Writes with qt_filter_pass(). */
     int (*write)(qt_request *r, void *ctx, const void *data, size_t n, bool flush, bool eof);
@@ -138,6 +140,9 @@ const char *qt_env_get(const qt_request *r, const char *name);
 int qt_send_error(qt_request *r, int status);
 /* Internal redirect to a local URL as GET (CGI Location, ErrorDocument). */
 int qt_internal_redirect(qt_request *r, const char *url);
+
+/* The Server header per ServerTokens ("Quintet/0.1.0 (Unix)"). */
+const char *qt_server_banner(const qt_config *cfg);
 
 /* "http" or "https" */
 const char *qt_request_scheme(const qt_request *r);

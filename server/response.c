@@ -109,7 +109,7 @@ int qt_request_port(const qt_request *r)
 
 /* ----------------------------------------------------------- the head */
 
-static const char *server_banner(const qt_config *cfg)
+const char *qt_server_banner(const qt_config *cfg)
 {
     switch (cfg->server_tokens) {
     case QT_TOKENS_PROD: return QT_SERVER_BASEPRODUCT;
@@ -171,9 +171,11 @@ static void choose_framing(qt_request *r)
         r->conn->keep_alive = false;   /* close-delimited body */
 }
 
+/* Bodyless responses (204, 304) still ask each filter, so that it can
+ * set the headers its variant would carry (Vary, ETag); it declines. */
 static void start_filters(qt_request *r)
 {
-    if (qt_http_status_bodyless(r->status) || r->raw_output)
+    if (r->raw_output)
         return;
     qt_active_filter **tail = &r->filters;
     for (size_t i = 0; i < r->cfg->nmodules; i++) {
@@ -204,7 +206,7 @@ static void build_head(qt_request *r)
         .status = r->status,
         .status_line = r->status_line,
         .date = date_now(),
-        .server = server_banner(r->cfg),
+        .server = qt_server_banner(r->cfg),
         .fields = r->headers_out,
         .content_type = r->content_type,
         .content_length = r->content_length,
@@ -369,7 +371,9 @@ void qt_request_finish(qt_request *r)
             r->content_length = 0;
         qt_send_headers(r);
     }
-    if (!r->raw_output) {
+    /* An aborted response must not end with a valid last chunk: the client
+     * would take a cut-off body for a whole one. */
+    if (!r->raw_output && !c->aborted) {
         if (r->filters)
             filtered_write(r, NULL, 0, true, true);
         if (r->chunked_out && !body_suppressed(r))

@@ -206,7 +206,10 @@ static int serve_file(qt_request *r, int fd)
     int64_t mtime_us = (int64_t)st->st_mtim.tv_sec * 1000000 + st->st_mtim.tv_nsec / 1000;
     bool weak = st->st_mtim.tv_sec >= time(NULL) - 1;   /* changed this very second */
     const char *etag = qt_etag_make(r->pool, size, mtime_us, weak);
-    const char *type = r->dir->force_type ? r->dir->force_type
+    /* A fixup may have decided the type already (mod_deflate serving
+     * file.gz for file keeps file's type). */
+    const char *type = r->content_type ? r->content_type
+                     : r->dir->force_type ? r->dir->force_type
                      : qt_mime_type_for(r->cfg->mime, r->dir->types_by_ext, r->filename);
     qt_cond_headers ch = {
         .if_match = qt_header_in(r, "If-Match"),

@@ -56,7 +56,9 @@ const coro_stack *coro_running_stack(void)
 {
     coro_sched *s = tls_sched;
 
-    return s && s->current ? s->current->stack : NULL;
+    if (s && s->current)
+        return s->current->stack;
+    return mt_running_stack();          /* the multi-thread runtime's */
 }
 
 int64_t coro_now_ms(void)

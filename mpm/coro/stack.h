@@ -44,5 +44,7 @@ void coro_stack_guard_remove(void *altstack);
 /* The stack this thread runs on, NULL off coroutines; async-signal-safe.
  * Provided by the scheduler. */
 const coro_stack *coro_running_stack(void);
+/* The same for the multi-thread runtime (mt_sched.c). */
+const coro_stack *mt_running_stack(void);
 
 #endif

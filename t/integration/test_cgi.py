@@ -69,6 +69,10 @@ SCRIPTS = {
                "        pass\n",
     "forever.cgi": SH + HDR + "echo \"pid $$\"\nwhile :; do echo tick; sleep 0.1; done\n",
     "quiet.cgi": SH + HDR + "echo \"pid $$\"\nsleep 30\necho late\n",
+    "lastmod.cgi": SH + "printf 'Content-Type: text/plain\\r\\nLast-Modified: %s\\r\\n"
+                        "ETag: \"v1\"\\r\\n\\r\\nfresh\\n' \"$(cat lm.txt)\"\n",
+    "lastmod200.cgi": SH + "printf 'Status: 200\\r\\nContent-Type: text/plain\\r\\n"
+                           "Last-Modified: %s\\r\\n\\r\\nfresh\\n' \"$(cat lm.txt)\"\n",
     "stall.cgi": SH + HDR + "echo started\nsleep 10\necho late\n",
     "rlimit.cgi": SH + HDR + "sleep 0.2\nulimit -t\n",
     "big-stderr.cgi": SH + HDR + "i=0\nwhile [ $i -lt 2000 ]; do echo \"err line $i "
@@ -406,6 +410,24 @@ def test_head_runs_script_without_body(srv):
     assert r.status == 418 and r.body == b"" and r.header("X-Script") == "yes"
 
 
+def test_conditional_get_on_script_validators(srv):
+    srv.put("cgi-bin/lm.txt", harness.mtime_http())
+    r = srv.get("/cgi-bin/lastmod.cgi")
+    expect(srv, r, 200)
+    assert r.body == b"fresh\n" and r.header("Last-Modified") == harness.mtime_http()
+    r = srv.get("/cgi-bin/lastmod.cgi", headers=[("If-Modified-Since", harness.mtime_http())])
+    expect(srv, r, 304)
+    assert r.body == b""
+    r = srv.get("/cgi-bin/lastmod.cgi", headers=[("If-None-Match", '"v1"')])
+    expect(srv, r, 304)
+    r = srv.get("/cgi-bin/lastmod.cgi", headers=[("If-None-Match", '"v2"')])
+    expect(srv, r, 200)
+    # An explicit Status: 200 turns conditional processing off (Apache PR 37166).
+    r = srv.get("/cgi-bin/lastmod200.cgi", headers=[("If-Modified-Since", harness.mtime_http())])
+    expect(srv, r, 200)
+    assert r.body == b"fresh\n"
+
+
 def test_exit_status_ignored_after_output(srv):
     r = srv.get("/cgi-bin/exit3.cgi")
     expect(srv, r, 200)
@@ -432,6 +454,33 @@ def test_output_streams_as_produced(srv):
         total = time.monotonic() - t0
     assert total >= 0.75, total
     assert first < total - 0.5, (first, total)
+
+
+def test_concurrent_scripts_do_not_serialise(srv, mpm, make_server):
+    """A waiting script must not block other requests.  Under event and
+    hybrid one child runs them all: a blocking pipe read would serialise."""
+    n, results = 6, []
+    if mpm in ("event", "hybrid", "worker"):
+        srv = make_server(CONF + "StartServers 1\n", {"cgi-bin/slow": SCRIPTS["slow"]},
+                          start=False)
+        os.chmod(srv.path("cgi-bin/slow"), 0o755)
+        srv.start()
+
+    def one():
+        t0 = time.monotonic()
+        r = srv.get("/cgi-bin/slow?n=3")
+        results.append((r.status, r.body.endswith(b"done\n"), time.monotonic() - t0))
+
+    threads = [threading.Thread(target=one) for _ in range(n)]
+    t0 = time.monotonic()
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(20)
+    total = time.monotonic() - t0
+    assert len(results) == n and all(s == 200 and ok for s, ok, _ in results), results
+    # each takes >= 0.4 s; one after the other would be >= 2.4 s
+    assert total < 0.4 * n * 0.75, (total, results)
 
 
 # ---------------------------------------------------------------- failures

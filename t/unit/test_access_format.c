@@ -3,7 +3,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <stdio.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "access_format.h"
 #include "buf.h"
@@ -159,8 +161,28 @@ static const struct {
     { "absent values", "%h %l %u %r %s %<s %b %m %U%q %H %v %f", EMPTY,
       "- - - - - - - - - - - -" },
     { "absent lookup functions", "%{Referer}i %{X}o %{HOME}e %{n}x", EMPTY, "- - - -" },
-    { "absent numbers", "%B %D %T %p %P", EMPTY, "0 0 0 0 0" },
+    { "absent numbers", "%B %D %T %p", EMPTY, "0 0 0 0" },
 };
+
+/* %P with no pid given is the pid of the process that writes the line. */
+START_TEST(test_pid_looked_up)
+{
+    qt_pool *p = qt_pool_create(1024);
+    char err[128] = "", want[32];
+    qt_access_values v;
+    memset(&v, 0, sizeof(v));
+    qt_access_format *f = qt_access_format_compile(p, "%P", err, sizeof err);
+    ck_assert_ptr_nonnull(f);
+    qt_buf out;
+    qt_buf_init(&out);
+    qt_access_format_render(f, &v, &out);
+    snprintf(want, sizeof want, "%ld\n", (long)getpid());
+    ck_assert_uint_eq(out.len, strlen(want));
+    ck_assert(memcmp(out.data, want, out.len) == 0);
+    qt_buf_free(&out);
+    qt_pool_destroy(p);
+}
+END_TEST
 
 START_TEST(test_render)
 {
@@ -288,6 +310,7 @@ static Suite *access_format_suite(void)
     tcase_add_loop_test(tc, test_render, 0, N(render_rows));
     tcase_add_loop_test(tc, test_time_zone, 0, N(tz_rows));
     tcase_add_test(tc, test_render_appends);
+    tcase_add_test(tc, test_pid_looked_up);
     tcase_add_loop_test(tc, test_compile_error, 0, N(error_rows));
     tcase_add_test(tc, test_compile_error_short_buffer);
     suite_add_tcase(s, tc);

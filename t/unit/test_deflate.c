@@ -15,6 +15,7 @@
 
 #include "deflate.h"
 #include "module.h"
+#include "pool.h"
 
 #define N(a) (sizeof(a) / sizeof((a)[0]))
 
@@ -219,6 +220,79 @@ START_TEST(test_output_bounded)
 }
 END_TEST
 
+/* ------------------------------------------------------- HTTP helpers */
+
+static const struct { const char *ae; bool gzip; } accept_rows[] = {
+    { NULL, false },
+    { "", false },
+    { "gzip", true },
+    { "GZIP", true },
+    { "x-gzip", true },
+    { "deflate, gzip;q=1.0, *;q=0.5", true },
+    { "gzip;q=0", false },
+    { "gzip; q=0.000", false },
+    { "gzip;q=0.001", true },
+    { "gzip;q=0, *", false },              /* named gzip wins over "*" */
+    { "*", true },
+    { "*;q=0", false },
+    { "identity", false },
+    { "br, deflate", false },
+    { "gzipx", false },                    /* a different token */
+    { "gzip;q=abc", false },               /* malformed q: not acceptable */
+    { "gzip;q=2", false },
+    { " gzip ;q=0.5 , br", true },
+    { "br;q=1, gzip;level=1;q=0.2", true },
+};
+
+START_TEST(test_accepts_gzip)
+{
+    ck_assert_msg(qt_accepts_gzip(accept_rows[_i].ae) == accept_rows[_i].gzip,
+                  "Accept-Encoding: %s", accept_rows[_i].ae ? accept_rows[_i].ae : "(none)");
+}
+END_TEST
+
+static const struct { const char *in, *want; } etag_rows[] = {
+    { "\"3e9-66175eb83628d\"", "\"3e9-66175eb83628d-gzip\"" },
+    { "W/\"3e9-1\"", "W/\"3e9-1-gzip\"" },
+    { "\"\"", "\"-gzip\"" },
+    { "noquotes", NULL },
+    { "\"", NULL },
+    { NULL, NULL },
+};
+
+START_TEST(test_etag_gzip)
+{
+    qt_pool *p = qt_pool_create(256);
+    const char *got = qt_etag_gzip(p, etag_rows[_i].in);
+    if (etag_rows[_i].want)
+        ck_assert_str_eq(got, etag_rows[_i].want);
+    else
+        ck_assert_ptr_null(got);
+    qt_pool_destroy(p);
+}
+END_TEST
+
+static const struct { const char *in, *want; } ungzip_rows[] = {
+    { "\"a-gzip\"", "\"a-gzip\", \"a\"" },
+    { "\"a\", W/\"b-gzip\"", "\"a\", W/\"b-gzip\", \"b\"" },
+    { "\"a-gzip\", \"b-gzip\"", "\"a-gzip\", \"b-gzip\", \"a\", \"b\"" },
+    { "\"a\"", NULL },
+    { "*", NULL },
+    { NULL, NULL },
+};
+
+START_TEST(test_etag_list_ungzip)
+{
+    qt_pool *p = qt_pool_create(256);
+    const char *got = qt_etag_list_ungzip(p, ungzip_rows[_i].in);
+    if (ungzip_rows[_i].want)
+        ck_assert_str_eq(got, ungzip_rows[_i].want);
+    else
+        ck_assert_ptr_null(got);
+    qt_pool_destroy(p);
+}
+END_TEST
+
 static Suite *deflate_suite(void)
 {
     Suite *s = suite_create("deflate");
@@ -231,6 +305,11 @@ static Suite *deflate_suite(void)
     tcase_add_test(tc, test_after_finish_refused);
     tcase_add_test(tc, test_output_bounded);
     suite_add_tcase(s, tc);
+    TCase *th = tcase_create("http");
+    tcase_add_loop_test(th, test_accepts_gzip, 0, N(accept_rows));
+    tcase_add_loop_test(th, test_etag_gzip, 0, N(etag_rows));
+    tcase_add_loop_test(th, test_etag_list_ungzip, 0, N(ungzip_rows));
+    suite_add_tcase(s, th);
     return s;
 }
 

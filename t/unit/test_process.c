@@ -85,7 +85,7 @@ END_TEST
 
 START_TEST(pidfile_round_trip)
 {
-    char path[256], err[256];
+    char path[256], err[256], cmd[300];
 
     path_in_tmp(path, sizeof path, "httpd.pid");
     ck_assert_int_eq(qt_pidfile_read(path), 0);           /* missing */
@@ -93,12 +93,8 @@ START_TEST(pidfile_round_trip)
     ck_assert_int_eq(qt_pidfile_read(path), getpid());
     /* Overwriting a stale file works and leaves no temporary behind. */
     ck_assert_int_eq(qt_pidfile_write(path, err, sizeof err), 0);
-    {
-        char cmd[256];
-
-        snprintf(cmd, sizeof cmd, "ls %s | grep -q tmp", tmpdir);
-        ck_assert_int_eq(system(cmd), 256);                /* grep found none */
-    }
+    snprintf(cmd, sizeof cmd, "ls %s | grep -q tmp", tmpdir);
+    ck_assert_int_eq(system(cmd), 256);                    /* grep found none */
     qt_pidfile_remove(path);
     ck_assert_int_eq(qt_pidfile_read(path), 0);
 }
