@@ -71,6 +71,7 @@ struct mt_worker {
     mt_coro *current;
     _Atomic uint64_t resumes;   /* the monitor's progress counter */
     _Atomic bool in_coro;
+    bool stuck;                 /* the monitor's view (monitor thread only) */
     const void *main_lo;        /* ASan: the worker's stack */
     size_t main_size;
     void *asan_fake;
@@ -122,6 +123,7 @@ struct mt_sched {
     _Atomic unsigned nidle;     /* parked on idle_cond */
     unsigned wakeups;           /* pending signals, under idle_lock */
     _Atomic unsigned nspinning;
+    _Atomic unsigned nstuck;    /* workers the monitor saw stuck */
 
     /* netpoller */
     int epfd, evfd;

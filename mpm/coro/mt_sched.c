@@ -609,8 +609,10 @@ static void worker_loop(mt_worker *w)
             resume(w, co);
             continue;
         }
-        /* A spare retires as soon as it runs out of work. */
-        if (w->spare)
+        /* A spare retires when it runs out of work and enough workers
+         * are usable again. */
+        if (w->spare && atomic_load(&s->running) - atomic_load(&s->nstuck) >
+                        s->nworkers)
             break;
         go_idle(w);
     }
@@ -706,33 +708,45 @@ typedef struct mon_track {
     int64_t since;
 } mon_track;
 
+/* Fewer usable workers than configured: a spare makes up for one. */
+static void stuck_worker(mt_sched *s, mt_worker *w)
+{
+    if (rescue(s, w) > 0)
+        atomic_fetch_add(&s->handoffs, 1);
+    if (atomic_load(&s->running) - atomic_load(&s->nstuck) < s->nworkers)
+        start_spare(s);
+    else
+        mt_notify(s);
+}
+
 static void monitor_check(mt_sched *s, mon_track *tr, int64_t now)
 {
     for (unsigned i = 0; i < s->nslots_w; i++) {
         mt_worker *w = &s->workers[i];
         uint64_t r = atomic_load_explicit(&w->resumes, memory_order_relaxed);
+        bool running = atomic_load(&w->state) == MT_W_RUNNING;
 
-        if (atomic_load(&w->state) != MT_W_RUNNING ||
-            !atomic_load_explicit(&w->in_coro, memory_order_relaxed) ||
+        if (!running || !atomic_load_explicit(&w->in_coro, memory_order_relaxed) ||
             r != tr[i].resumes) {
             tr[i].resumes = r;
             tr[i].since = now;
+            if (w->stuck) {
+                w->stuck = false;
+                atomic_fetch_sub(&s->nstuck, 1);
+            }
             continue;
         }
         if (now - tr[i].since < MT_STUCK_MS)
             continue;
         tr[i].since = now;              /* at most once per period */
-        if (rescue(s, w) == 0)
-            continue;
-        atomic_fetch_add(&s->handoffs, 1);
-        if (atomic_load(&s->nidle) > 0 || atomic_load(&s->nspinning) > 0)
-            mt_notify(s);
-        else
-            start_spare(s);
+        if (!w->stuck) {
+            w->stuck = true;
+            atomic_fetch_add(&s->nstuck, 1);
+        }
+        stuck_worker(s, w);
     }
     /* Nobody watches the network or the timers while others are parked. */
-    if (!atomic_load(&s->polling) && atomic_load(&s->nidle) > 0 &&
-        (timers_due(s) || !work_visible(s)))
+    if (!atomic_load(&s->polling) && atomic_load(&s->nidle) > 0)
         wake_one(s);
 }
 
