@@ -46,28 +46,24 @@
  * keep-alive connections, finish the requests in flight, and exit.
  */
 #ifndef _GNU_SOURCE
-#define _GNU_SOURCE   /* accept4, pipe2 */
+#define _GNU_SOURCE   /* accept4 */
 #endif
 #include <errno.h>
-#include <fcntl.h>
 #include <math.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/resource.h>
 #include <sys/socket.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "conn.h"
 #include "listen.h"
 #include "log.h"
-#include "mpm_common.h"
 #include "process.h"
+#include "supervisor.h"
 #include "coro/coro.h"
 
-#define MAX_SPAWN_RATE 32         /* children replaced per second, at most */
 #define ACCEPT_BURST 32           /* accepts before letting others run */
 #define STACK_MIN_BYTES (16 * 1024)
 #define STACK_MAX_BYTES (8 * 1024 * 1024)
@@ -122,19 +118,10 @@ static unsigned slots_per_child(const event_conf *ec)
 static const char *set_stack_size(qt_cmd *cmd, int argc, char **argv)
 {
     event_conf *ec = cmd->srv_conf;
-    char *end;
-    long v;
 
     (void)argc;
-    errno = 0;
-    v = strtol(argv[0], &end, 10);
-    if (errno || end == argv[0] || *end)
-        return qt_psprintf(cmd->pool, "'%s' is not a whole number", argv[0]);
-    if (v < STACK_MIN_BYTES || v > STACK_MAX_BYTES)
-        return qt_psprintf(cmd->pool, "%ld is out of range (%d to %d)",
-                           v, STACK_MIN_BYTES, STACK_MAX_BYTES);
-    ec->stack_size = (int)v;
-    return NULL;
+    return qt_mpm_int_arg(cmd, argv[0], STACK_MIN_BYTES, STACK_MAX_BYTES,
+                          &ec->stack_size);
 }
 
 /* Apache allows fractions ("1.5"); the value has no effect here. */
@@ -520,17 +507,6 @@ static void setup_listeners(ev_child *ch)
     ch->nls = n;
 }
 
-/* Idle connections are bounded by descriptors only: allow all we may. */
-static void raise_fd_limit(void)
-{
-    struct rlimit rl;
-
-    if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
-        rl.rlim_cur = rl.rlim_max;
-        setrlimit(RLIMIT_NOFILE, &rl);
-    }
-}
-
 static int child_serve(ev_child *ch)
 {
     const event_conf *ec = conf_of(ch->cfg);
@@ -542,7 +518,7 @@ static int child_serve(ev_child *ch)
     };
     ch->max_active = slots_per_child(ec);
     setup_listeners(ch);
-    raise_fd_limit();
+    qt_mpm_raise_fd_limit();          /* idle connections cost only fds */
     /* The stop signals get through only while the loop sleeps (pselect). */
     qt_child_stop_signals(&stop_set, ch->one_process);
     sigprocmask(SIG_BLOCK, &stop_set, &open_mask);
@@ -557,84 +533,38 @@ static int child_serve(ev_child *ch)
     return 0;
 }
 
-static void child_setup(ev_child *ch, const qt_config *cfg, qt_scoreboard *sb,
-                        unsigned proc, bool one_process)
+static int child_run(qt_supervisor *sv, unsigned proc, bool one_process)
 {
-    memset(ch, 0, sizeof *ch);
-    ch->cfg = cfg;
-    ch->sb = sb;
-    ch->slot = qt_sb_slot_at(sb, proc, 0);
-    ch->proc = proc;
-    ch->slot_busy = qt_xcalloc(sb->nslots, 1);
-    ch->generation = atomic_load(&sb->procs[proc].generation);
-    ch->one_process = one_process;
-    ch->death_fd = -1;
-    ch->max_conns = one_process ? 0 :
-        (unsigned long)conf_of(cfg)->knobs.max_connections_per_child;
-    ch->stop_flag = qt_child_stop_flag();
+    ev_child ch;
+
+    memset(&ch, 0, sizeof ch);
+    ch.cfg = sv->rt->cfg;
+    ch.sb = sv->sb;
+    ch.slot = qt_sb_slot_at(sv->sb, proc, 0);
+    ch.proc = proc;
+    ch.slot_busy = qt_xcalloc(sv->sb->nslots, 1);
+    ch.generation = atomic_load(&sv->sb->procs[proc].generation);
+    ch.one_process = one_process;
+    ch.death_fd = sv->death_pipe[0];
+    ch.max_conns = one_process ? 0 : (unsigned long)sv->conf->max_connections_per_child;
+    ch.stop_flag = qt_child_stop_flag();
+    return child_serve(&ch);
 }
 
 /* ------------------------------------------------------------- master */
 
-typedef struct ev_master {
-    qt_runtime *rt;
-    const event_conf *conf;
-    qt_scoreboard *sb;
-    int death_pipe[2];            /* children watch [0]: EOF = master gone */
-    int64_t replace_window_ms;    /* rate limit for replacing children */
-    int replaced_in_window;
-} ev_master;
-
-static _Noreturn void child_main(ev_master *m, unsigned proc)
+static unsigned slots(const qt_supervisor *sv)
 {
-    ev_child ch;
-
-    qt_child_signals(false);
-    close(m->death_pipe[1]);
-    child_setup(&ch, m->rt->cfg, m->sb, proc, false);
-    ch.death_fd = m->death_pipe[0];
-    atomic_store(&m->sb->procs[proc].pid, getpid());
-    if (!qt_drop_privileges(ch.cfg))
-        _exit(QT_EXIT_CHILDFATAL);
-    qt_child_init(ch.cfg);
-    /* _exit: the master's atexit handlers and stdio buffers are not ours. */
-    _exit(child_serve(&ch));
-}
-
-static int spawn(ev_master *m, unsigned proc)
-{
-    qt_sb_process *p = &m->sb->procs[proc];
-    sigset_t all, old;
-    pid_t pid;
-
-    atomic_store(&p->generation, atomic_load(&m->sb->running_generation));
-    atomic_store(&p->quiescing, 0);
-    atomic_store(&p->started_ms, qt_now_ms());
-    qt_sb_set_state(qt_sb_slot_at(m->sb, proc, 0), QT_SB_STARTING);
-    /* Held until the child has its own handlers (see qt_child_signals). */
-    sigfillset(&all);
-    sigprocmask(SIG_BLOCK, &all, &old);
-    pid = fork();
-    if (pid == 0)
-        child_main(m, proc);
-    sigprocmask(SIG_SETMASK, &old, NULL);
-    if (pid < 0) {
-        qt_log(QT_LOG_ERR, "mpm_event", "QT0320",
-               "(%d)%s: fork: unable to fork a new child", errno, strerror(errno));
-        qt_sb_clear_process(m->sb, proc);
-        return -1;
-    }
-    atomic_store(&p->pid, pid);
-    return 0;
+    return slots_per_child(conf_of(sv->rt->cfg));
 }
 
 /* Children of the running generation not told to exit. */
-static unsigned current_children(const ev_master *m)
+static unsigned current_children(const qt_supervisor *sv)
 {
-    unsigned gen = atomic_load(&m->sb->running_generation), n = 0;
+    unsigned gen = atomic_load(&sv->sb->running_generation), n = 0;
 
-    for (unsigned i = 0; i < m->sb->nprocs; i++) {
-        const qt_sb_process *p = &m->sb->procs[i];
+    for (unsigned i = 0; i < sv->sb->nprocs; i++) {
+        const qt_sb_process *p = &sv->sb->procs[i];
 
         n += atomic_load(&p->pid) > 0 && atomic_load(&p->generation) == gen &&
              !atomic_load(&p->quiescing);
@@ -643,185 +573,59 @@ static unsigned current_children(const ev_master *m)
 }
 
 /* Tops the current generation up to StartServers, within ServerLimit. */
-static void spawn_missing(ev_master *m, unsigned max_new)
+static void spawn_missing(qt_supervisor *sv, unsigned max_new)
 {
-    unsigned want = (unsigned)m->conf->knobs.start_servers;
-    unsigned have = current_children(m);
+    unsigned want = (unsigned)sv->conf->start_servers;
+    unsigned have = current_children(sv);
 
-    for (unsigned i = 0; i < m->sb->nprocs && have < want && max_new > 0; i++) {
-        if (atomic_load(&m->sb->procs[i].pid) != 0)
+    for (unsigned i = 0; i < sv->sb->nprocs && have < want && max_new > 0; i++) {
+        if (atomic_load(&sv->sb->procs[i].pid) != 0)
             continue;
-        if (spawn(m, i) < 0)
+        if (qt_supervisor_spawn(sv, i) < 0)
             return;
         have++;
         max_new--;
     }
 }
 
-/* Replaces lost children at once, at most MAX_SPAWN_RATE a second. */
-static void replace_lost(ev_master *m)
+static void populate(qt_supervisor *sv)
 {
-    int64_t now = qt_now_ms();
-    unsigned before = current_children(m);
+    spawn_missing(sv, sv->sb->nprocs);
+}
 
-    if (now - m->replace_window_ms >= 1000) {
-        m->replace_window_ms = now;
-        m->replaced_in_window = 0;
-    }
-    if (m->replaced_in_window >= MAX_SPAWN_RATE)
+/* After every pass: lost children are replaced at once, within the budget. */
+static void replace_lost(qt_supervisor *sv)
+{
+    unsigned before = current_children(sv);
+    int budget = qt_supervisor_replace_budget(sv);
+
+    if (budget <= 0)
         return;
-    spawn_missing(m, (unsigned)(MAX_SPAWN_RATE - m->replaced_in_window));
-    m->replaced_in_window += (int)(current_children(m) - before);
+    spawn_missing(sv, (unsigned)budget);
+    sv->replaced_in_window += (int)(current_children(sv) - before);
 }
 
-/* Reaps every exited child; true if one asked for a server stop. */
-static bool reap_children(ev_master *m)
+static void configure(qt_supervisor *sv)
 {
-    qt_child_exit e;
-    bool fatal = false;
-
-    while (qt_mpm_reap(m->sb, &e))
-        if (qt_mpm_child_exited(m->sb, &e, false))
-            fatal = true;
-    return fatal;
+    qt_supervisor_warn_server_limit(sv, "QT0321");
 }
 
-static void new_generation(ev_master *m)
-{
-    m->conf = conf_of(m->rt->cfg);
-    if ((unsigned)m->conf->knobs.server_limit != m->sb->nprocs)
-        qt_log(QT_LOG_WARN, "mpm_event", "QT0321",
-               "changing ServerLimit to %d from original %u is not allowed during "
-               "restart; keeping %u (stop and start the server to change it)",
-               m->conf->knobs.server_limit, m->sb->nprocs, m->sb->nprocs);
-    atomic_store(&m->sb->running_generation, m->rt->cfg->generation);
-    m->sb->restart_time = time(NULL);
-}
-
-static void hard_restart(ev_master *m)
-{
-    qt_log(QT_LOG_NOTICE, "mpm_event", "QT0112", "SIGHUP received.  Attempting to restart");
-    if (!qt_runtime_reload(m->rt))
-        return;
-    qt_mpm_reclaim_children(m->sb);
-    new_generation(m);
-    spawn_missing(m, (unsigned)m->sb->nprocs);
-    qt_mpm_log_resuming(m->rt->cfg);
-}
-
-static void graceful_restart(ev_master *m)
-{
-    qt_log(QT_LOG_NOTICE, "mpm_event", "QT0113", "Graceful restart requested, doing restart");
-    if (!qt_runtime_reload(m->rt))
-        return;
-    new_generation(m);
-    for (unsigned i = 0; i < m->sb->nprocs; i++)
-        if (atomic_load(&m->sb->procs[i].pid) > 0)
-            atomic_store(&m->sb->procs[i].quiescing, 1);
-    qt_sb_signal_all(m->sb, SIGUSR1, true);
-    spawn_missing(m, (unsigned)m->sb->nprocs);
-    qt_mpm_log_resuming(m->rt->cfg);
-}
-
-static void graceful_stop(ev_master *m)
-{
-    qt_log(QT_LOG_NOTICE, "mpm_event", "QT0114", "caught SIGWINCH, shutting down gracefully");
-    qt_listen_close(m->rt->cfg);
-    qt_pidfile_remove(qt_config_path(m->rt->cfg, m->rt->cfg->pid_file));
-    for (unsigned i = 0; i < m->sb->nprocs; i++)
-        if (atomic_load(&m->sb->procs[i].pid) > 0)
-            atomic_store(&m->sb->procs[i].quiescing, 1);
-    qt_sb_signal_all(m->sb, SIGUSR1, false);
-    qt_mpm_drain_children(m->sb, m->conf->knobs.graceful_shutdown_timeout);
-}
-
-/* Acts on one signal; returns the exit status, or -1 to keep running. */
-static int on_signal(ev_master *m, enum qt_sig sig)
-{
-    switch (sig) {
-    case QT_SIG_STOP:
-        qt_log(QT_LOG_NOTICE, "mpm_event", "QT0111", "caught SIGTERM, shutting down");
-        qt_mpm_reclaim_children(m->sb);
-        return 0;
-    case QT_SIG_GRACEFUL_STOP:
-        graceful_stop(m);
-        return 0;
-    case QT_SIG_RESTART:
-        hard_restart(m);
-        return -1;
-    case QT_SIG_GRACEFUL:
-        graceful_restart(m);
-        return -1;
-    default:
-        return -1;                    /* SIGCHLD: reaped below */
-    }
-}
-
-static int master_loop(ev_master *m)
-{
-    for (;;) {
-        enum qt_sig sig;
-        int rc;
-
-        qt_poll_wait_fd(qt_signal_fd(), POLLIN, qt_now_ms() + 1000);
-        while ((sig = qt_signal_take()) != QT_SIG_NONE)
-            if ((rc = on_signal(m, sig)) >= 0)
-                return rc;
-        if (reap_children(m)) {
-            qt_mpm_reclaim_children(m->sb);
-            return 1;
-        }
-        replace_lost(m);
-    }
-}
-
-static int master_run(qt_runtime *rt)
-{
-    ev_master m = { .rt = rt, .death_pipe = { -1, -1 } };
-    int rc;
-
-    m.conf = conf_of(rt->cfg);
-    if (pipe2(m.death_pipe, O_CLOEXEC) < 0) {
-        qt_log(QT_LOG_EMERG, "mpm_event", "QT0322", "(%d)%s: cannot create the death pipe",
-               errno, strerror(errno));
-        return 1;
-    }
-    m.sb = qt_scoreboard_create((unsigned)m.conf->knobs.server_limit,
-                                slots_per_child(m.conf));
-    atomic_store(&m.sb->running_generation, rt->cfg->generation);
-    qt_scoreboard_set_current(m.sb);
-    spawn_missing(&m, (unsigned)m.sb->nprocs);
-    rc = master_loop(&m);
-    qt_scoreboard_destroy(m.sb);
-    close(m.death_pipe[0]);
-    close(m.death_pipe[1]);
-    return rc;
-}
-
-/* -X: one event loop in this process; TERM/INT/WINCH stop it gracefully. */
-static int one_process_run(qt_runtime *rt)
-{
-    qt_scoreboard *sb = qt_scoreboard_create(1, slots_per_child(conf_of(rt->cfg)));
-    ev_child ch;
-
-    qt_scoreboard_set_current(sb);
-    atomic_store(&sb->procs[0].pid, getpid());
-    qt_child_signals(true);
-    child_setup(&ch, rt->cfg, sb, 0, true);
-    if (!qt_drop_privileges(rt->cfg)) {
-        qt_scoreboard_destroy(sb);
-        return 1;
-    }
-    qt_child_init(rt->cfg);
-    child_serve(&ch);
-    qt_log(QT_LOG_NOTICE, "mpm_event", "QT0111", "caught SIGTERM, shutting down");
-    qt_scoreboard_destroy(sb);
-    return 0;
-}
+static const qt_supervisor_ops event_ops = {
+    .tag = "mpm_event",
+    .fork_failed_id = "QT0320",
+    .death_pipe_id = "QT0322",
+    .defaults = &event_defaults.knobs,
+    .slots = slots,
+    .serve = child_run,
+    .configure = configure,
+    .populate = populate,
+    .upkeep = replace_lost,
+    .upkeep_every_pass = true,
+};
 
 static int event_run(qt_runtime *rt)
 {
-    return rt->one_process ? one_process_run(rt) : master_run(rt);
+    return qt_supervisor_run(&event_ops, rt, NULL);
 }
 
 /* ------------------------------------------------------------- module */

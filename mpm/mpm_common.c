@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/resource.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -54,23 +55,31 @@ static const mpm_knob *find_knob(const char *name)
     return NULL;
 }
 
-const char *qt_mpm_conf_set(qt_cmd *cmd, int argc, char **argv)
+const char *qt_mpm_int_arg(qt_cmd *cmd, const char *arg, int min, int max,
+                           int *out)
 {
-    const mpm_knob *k = find_knob(cmd->name);
     char *end;
     long v;
 
+    errno = 0;
+    v = strtol(arg, &end, 10);
+    if (errno || end == arg || *end)
+        return qt_psprintf(cmd->pool, "'%s' is not a whole number", arg);
+    if (v < min || v > max)
+        return qt_psprintf(cmd->pool, "%ld is out of range (%d to %d)",
+                           v, min, max);
+    *out = (int)v;
+    return NULL;
+}
+
+const char *qt_mpm_conf_set(qt_cmd *cmd, int argc, char **argv)
+{
+    const mpm_knob *k = find_knob(cmd->name);
+
     if (!k || !cmd->srv_conf || argc != 1)
         return "is not a setting of this MPM";
-    errno = 0;
-    v = strtol(argv[0], &end, 10);
-    if (errno || end == argv[0] || *end)
-        return qt_psprintf(cmd->pool, "'%s' is not a whole number", argv[0]);
-    if (v < k->min || v > k->max)
-        return qt_psprintf(cmd->pool, "%ld is out of range (%d to %d)",
-                           v, k->min, k->max);
-    *(int *)((char *)cmd->srv_conf + k->offset) = (int)v;
-    return NULL;
+    return qt_mpm_int_arg(cmd, argv[0], k->min, k->max,
+                          (int *)((char *)cmd->srv_conf + k->offset));
 }
 
 void *qt_mpm_server_conf(const qt_config *cfg)
@@ -322,6 +331,12 @@ void qt_mpm_drain_children(qt_scoreboard *sb, int timeout_s)
 
 pid_t qt_mpm_spawn(qt_scoreboard *sb, unsigned proc, const char *tag)
 {
+    return qt_mpm_spawn_as(sb, proc, tag, "QT0220");
+}
+
+pid_t qt_mpm_spawn_as(qt_scoreboard *sb, unsigned proc, const char *tag,
+                      const char *msg_id)
+{
     qt_sb_process *p = &sb->procs[proc];
     sigset_t all, old;
     pid_t pid;
@@ -337,7 +352,7 @@ pid_t qt_mpm_spawn(qt_scoreboard *sb, unsigned proc, const char *tag)
         return 0;                  /* the child unblocks in qt_child_signals */
     sigprocmask(SIG_SETMASK, &old, NULL);
     if (pid < 0) {
-        qt_log(QT_LOG_ERR, tag, "QT0220", "(%d)%s: fork: unable to fork a new child",
+        qt_log(QT_LOG_ERR, tag, msg_id, "(%d)%s: fork: unable to fork a new child",
                errno, strerror(errno));
         qt_sb_clear_process(sb, proc);
         return -1;
@@ -383,4 +398,14 @@ void qt_mpm_graceful_stop(qt_runtime *rt, qt_scoreboard *sb, int timeout_s,
         if (atomic_load(&sb->procs[i].pid) > 0)
             qt_mpm_retire(sb, i);
     qt_mpm_drain_children(sb, timeout_s);
+}
+
+void qt_mpm_raise_fd_limit(void)
+{
+    struct rlimit rl;
+
+    if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+        rl.rlim_cur = rl.rlim_max;
+        setrlimit(RLIMIT_NOFILE, &rl);
+    }
 }

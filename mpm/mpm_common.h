@@ -45,6 +45,12 @@ typedef struct qt_mpm_conf {
 const char *qt_mpm_conf_set(qt_cmd *cmd, int argc, char **argv);
 #define QT_MPM_DIRECTIVE(name, help) \
     { (name), QT_TAKE1, QT_CTX_MAIN, qt_mpm_conf_set, (help) }
+/*
+ * Parses a whole number in [min, max] into *out; NULL, or the error text
+ * (in cmd->pool), for an MPM's own integer directives.
+ */
+const char *qt_mpm_int_arg(qt_cmd *cmd, const char *arg, int min, int max,
+                           int *out);
 
 /* The running MPM module's server conf (main server), or NULL. */
 void *qt_mpm_server_conf(const qt_config *cfg);
@@ -70,6 +76,12 @@ volatile sig_atomic_t *qt_child_stop_flag(void);
  * not use or close these numbers again.
  */
 void qt_child_close_on_stop(const int *fds, size_t n);
+
+/*
+ * Raises the soft RLIMIT_NOFILE to the hard one: under event and hybrid,
+ * idle connections are bounded by descriptors only.
+ */
+void qt_mpm_raise_fd_limit(void);
 
 /* Slot of pid in sb->procs, or -1. */
 int qt_sb_find_pid(const qt_scoreboard *sb, pid_t pid);
@@ -119,6 +131,9 @@ void qt_mpm_drain_children(qt_scoreboard *sb, int timeout_s);
  * `tag`, row cleared).  Slot states are the caller's.
  */
 pid_t qt_mpm_spawn(qt_scoreboard *sb, unsigned proc, const char *tag);
+/* The same, logging a failed fork under message id msg_id. */
+pid_t qt_mpm_spawn_as(qt_scoreboard *sb, unsigned proc, const char *tag,
+                      const char *msg_id);
 /* Marks row `proc` quiescing and sends its child SIGUSR1 (finish, exit). */
 void qt_mpm_retire(qt_scoreboard *sb, unsigned proc);
 /* Graceful restart: retires every child of an older generation. */

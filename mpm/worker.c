@@ -28,27 +28,21 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
-#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "conn.h"
 #include "listen.h"
 #include "log.h"
-#include "mpm_common.h"
 #include "process.h"
+#include "supervisor.h"
 
 #define TAG "mpm_worker"
-#define MAX_SPAWN_RATE 32         /* children forked per second, at most */
 #define CHILD_TICK_SECONDS 1      /* the main thread re-checks the generation */
 #define MAX_THREAD_LIMIT 20000
 #define MAX_SERVER_LIMIT 20000
 
 extern const qt_module mpm_worker_module;
-
-typedef struct worker_conf {
-    qt_mpm_conf knobs;            /* first: qt_mpm_conf_set() writes here */
-} worker_conf;
 
 static const qt_mpm_conf worker_defaults = {
     .start_servers = 3,
@@ -66,17 +60,10 @@ static const qt_mpm_conf worker_defaults = {
 
 static void *worker_create_server_conf(qt_pool *p)
 {
-    worker_conf *wc = qt_pcalloc(p, sizeof *wc);
+    qt_mpm_conf *k = qt_pcalloc(p, sizeof *k);
 
-    wc->knobs = worker_defaults;
-    return wc;
-}
-
-static const qt_mpm_conf *knobs_of(const qt_config *cfg)
-{
-    const worker_conf *wc = qt_mpm_server_conf(cfg);
-
-    return wc ? &wc->knobs : &worker_defaults;
+    *k = worker_defaults;
+    return k;
 }
 
 static void clamp_threads(qt_mpm_conf *k)
@@ -127,12 +114,12 @@ static void clamp_knobs(qt_mpm_conf *k)
 
 static int worker_post_config(qt_config *cfg, char *err, size_t errlen)
 {
-    worker_conf *wc = qt_mpm_server_conf(cfg);
+    qt_mpm_conf *k = qt_mpm_module_knobs(cfg, &mpm_worker_module);
 
     (void)err;
     (void)errlen;
-    if (wc && cfg->mpm_module == &mpm_worker_module)
-        clamp_knobs(&wc->knobs);
+    if (k)
+        clamp_knobs(k);
     return QT_OK;
 }
 
@@ -433,26 +420,31 @@ static void child_wait(wchild *ch)
     sigprocmask(SIG_SETMASK, &open_mask, NULL);
 }
 
-static void child_setup(wchild *ch, const qt_config *cfg, qt_scoreboard *sb,
-                        unsigned proc, bool one_process)
+/* Threads a child runs: ThreadsPerChild, within the scoreboard's row. */
+static int threads_per_child(const qt_supervisor *sv)
 {
-    const qt_mpm_conf *k = knobs_of(cfg);
+    int tpc = sv->conf->threads_per_child;
 
+    return tpc < (int)sv->sb->nslots ? tpc : (int)sv->sb->nslots;
+}
+
+static void child_setup(wchild *ch, const qt_supervisor *sv, unsigned proc,
+                        bool one_process)
+{
     memset(ch, 0, sizeof *ch);
-    ch->cfg = cfg;
-    ch->sb = sb;
+    ch->cfg = sv->rt->cfg;
+    ch->sb = sv->sb;
     ch->proc = proc;
-    ch->generation = atomic_load(&sb->procs[proc].generation);
+    ch->generation = atomic_load(&sv->sb->procs[proc].generation);
     ch->one_process = one_process;
-    ch->death_fd = -1;
-    ch->max_conns = one_process ? 0 : (unsigned)k->max_connections_per_child;
+    ch->death_fd = sv->death_pipe[0];
+    ch->max_conns = one_process ? 0 : (unsigned)sv->conf->max_connections_per_child;
     ch->stop = qt_child_stop_flag();
-    ch->nthreads = k->threads_per_child < (int)sb->nslots ? k->threads_per_child
-                                                         : (int)sb->nslots;
+    ch->nthreads = threads_per_child(sv);
     ch->threads = qt_xcalloc((size_t)ch->nthreads, sizeof *ch->threads);
     for (int i = 0; i < ch->nthreads; i++) {
         ch->threads[i].ch = ch;
-        ch->threads[i].slot = qt_sb_slot_at(sb, proc, (unsigned)i);
+        ch->threads[i].slot = qt_sb_slot_at(sv->sb, proc, (unsigned)i);
     }
     queue_init(&ch->q, (unsigned)ch->nthreads + 1);
     if (pipe2(ch->wake, O_CLOEXEC) < 0 || pipe2(ch->done, O_CLOEXEC) < 0) {
@@ -479,101 +471,62 @@ static int child_serve(wchild *ch)
     free(ch->threads);
     return rc;
 }
-
-/* ------------------------------------------------------------ master */
-
-/* The master's state for one run(). */
-typedef struct wmaster {
-    qt_runtime *rt;
-    const qt_mpm_conf *conf;
-    qt_scoreboard *sb;
-    int death_pipe[2];            /* children poll [0]: EOF = master gone */
-    int spawn_rate;               /* 1, 2, 4 ... MAX_SPAWN_RATE */
-    bool limit_reported;
-    int64_t replace_window_ms;
-    int replaced_in_window;
-} wmaster;
-
-static _Noreturn void child_main(wmaster *wm, unsigned proc)
+static int child_run(qt_supervisor *sv, unsigned proc, bool one_process)
 {
     wchild ch;
 
-    qt_child_signals(false);
-    close(wm->death_pipe[1]);
-    child_setup(&ch, wm->rt->cfg, wm->sb, proc, false);
-    ch.death_fd = wm->death_pipe[0];
-    atomic_store(&wm->sb->procs[proc].pid, getpid());
-    if (!qt_drop_privileges(ch.cfg))
-        _exit(QT_EXIT_CHILDFATAL);
-    qt_child_init(ch.cfg);
-    /* _exit: the master's atexit handlers and stdio buffers are not ours. */
-    _exit(child_serve(&ch));
+    child_setup(&ch, sv, proc, one_process);
+    return child_serve(&ch);
 }
 
-static int threads_per_child(const wmaster *wm)
-{
-    int tpc = wm->conf->threads_per_child;
+/* ------------------------------------------------------------ master */
 
-    return tpc < (int)wm->sb->nslots ? tpc : (int)wm->sb->nslots;
+static unsigned slots(const qt_supervisor *sv)
+{
+    return (unsigned)sv->conf->thread_limit;
 }
 
-static int spawn(wmaster *wm, unsigned proc)
+static void mark_starting(qt_supervisor *sv, unsigned proc)
 {
-    pid_t pid;
-
-    for (unsigned i = 0; i < wm->sb->nslots; i++)
-        qt_sb_set_state(qt_sb_slot_at(wm->sb, proc, i),
-                        (int)i < threads_per_child(wm) ? QT_SB_STARTING : QT_SB_DEAD);
-    pid = qt_mpm_spawn(wm->sb, proc, TAG);
-    if (pid == 0)
-        child_main(wm, proc);
-    return pid < 0 ? -1 : 0;
+    for (unsigned i = 0; i < sv->sb->nslots; i++)
+        qt_sb_set_state(qt_sb_slot_at(sv->sb, proc, i),
+                        (int)i < threads_per_child(sv) ? QT_SB_STARTING : QT_SB_DEAD);
 }
 
-static bool is_active(const wmaster *wm, unsigned i)
+static bool is_active(const qt_supervisor *sv, unsigned i)
 {
-    const qt_sb_process *p = &wm->sb->procs[i];
+    const qt_sb_process *p = &sv->sb->procs[i];
 
     return atomic_load(&p->pid) > 0 && !atomic_load(&p->quiescing) &&
-           atomic_load(&p->generation) == atomic_load(&wm->sb->running_generation);
+           atomic_load(&p->generation) == atomic_load(&sv->sb->running_generation);
 }
 
 /* A free row for a new child, unless MaxRequestWorkers is reached. */
-static int free_row(const wmaster *wm)
+static int free_row(const qt_supervisor *sv)
 {
     int active = 0, row = -1;
-    int max_procs = wm->conf->max_request_workers / threads_per_child(wm);
+    int max_procs = sv->conf->max_request_workers / threads_per_child(sv);
 
-    for (unsigned i = 0; i < wm->sb->nprocs; i++) {
-        if (is_active(wm, i))
+    for (unsigned i = 0; i < sv->sb->nprocs; i++) {
+        if (is_active(sv, i))
             active++;
-        else if (row < 0 && atomic_load(&wm->sb->procs[i].pid) == 0)
+        else if (row < 0 && atomic_load(&sv->sb->procs[i].pid) == 0)
             row = (int)i;
     }
     return active < max_procs ? row : -1;
 }
 
-static void spawn_up_to(wmaster *wm, int n)
-{
-    for (int i = 0; i < n; i++) {
-        int row = free_row(wm);
-
-        if (row < 0 || spawn(wm, (unsigned)row) < 0)
-            return;
-    }
-}
-
 /* Idle threads of active children (starting ones count: they soon will be). */
-static int count_idle(const wmaster *wm, int *last)
+static int count_idle(const qt_supervisor *sv, int *last)
 {
-    int idle = 0, tpc = threads_per_child(wm);
+    int idle = 0, tpc = threads_per_child(sv);
 
     *last = -1;
-    for (unsigned i = 0; i < wm->sb->nprocs; i++) {
-        if (!is_active(wm, i))
+    for (unsigned i = 0; i < sv->sb->nprocs; i++) {
+        if (!is_active(sv, i))
             continue;
         for (int t = 0; t < tpc; t++) {
-            int state = atomic_load(&qt_sb_slot_at(wm->sb, i, (unsigned)t)->state);
+            int state = atomic_load(&qt_sb_slot_at(sv->sb, i, (unsigned)t)->state);
             idle += state == QT_SB_READY || state == QT_SB_STARTING;
         }
         *last = (int)i;
@@ -581,203 +534,52 @@ static int count_idle(const wmaster *wm, int *last)
     return idle;
 }
 
-static void spawn_for_spares(wmaster *wm, int idle)
+static void log_busy(const qt_supervisor *sv, int idle)
 {
-    if (free_row(wm) < 0) {
-        if (!wm->limit_reported)
-            qt_log(QT_LOG_ERR, TAG, "QT0221", "server reached MaxRequestWorkers "
-                   "setting, consider raising the MaxRequestWorkers setting");
-        wm->limit_reported = true;
-        wm->spawn_rate = 1;
-        return;
-    }
-    if (wm->spawn_rate >= 8)
-        qt_log(QT_LOG_INFO, TAG, "QT0222", "server seems busy (you may need to increase "
-               "StartServers, ThreadsPerChild or Min/MaxSpareThreads), spawning %d "
-               "children, there are around %d idle threads, and %u total children",
-               wm->spawn_rate, idle, qt_sb_live(wm->sb));
-    spawn_up_to(wm, wm->spawn_rate);
-    if (wm->spawn_rate < MAX_SPAWN_RATE)
-        wm->spawn_rate *= 2;
+    qt_log(QT_LOG_INFO, TAG, "QT0222", "server seems busy (you may need to increase "
+           "StartServers, ThreadsPerChild or Min/MaxSpareThreads), spawning %d "
+           "children, there are around %d idle threads, and %u total children",
+           sv->spawn_rate, idle, qt_sb_live(sv->sb));
 }
 
-/* Once a second: keep the idle threads between the spare limits. */
-static void idle_maintenance(wmaster *wm)
+static void configure(qt_supervisor *sv)
 {
-    int last;
-    int idle = count_idle(wm, &last);
+    const qt_mpm_conf *k = sv->conf;
 
-    if (idle > wm->conf->max_spare_threads && last >= 0) {
-        qt_mpm_retire(wm->sb, (unsigned)last);   /* one child per second */
-        wm->spawn_rate = 1;
-    } else if (idle < wm->conf->min_spare_threads) {
-        spawn_for_spares(wm, idle);
-    } else {
-        wm->spawn_rate = 1;
-    }
-}
-
-/* An unexpected exit (killed, crashed, recycled) is replaced at once. */
-static void replace_lost(wmaster *wm, const qt_child_exit *e)
-{
-    int64_t now = qt_now_ms();
-
-    if (e->slot < 0 || e->quiescing ||
-        e->generation != atomic_load(&wm->sb->running_generation))
-        return;
-    if (now - wm->replace_window_ms >= 1000) {
-        wm->replace_window_ms = now;
-        wm->replaced_in_window = 0;
-    }
-    if (wm->replaced_in_window++ < MAX_SPAWN_RATE)
-        spawn_up_to(wm, 1);
-}
-
-static bool reap_children(wmaster *wm)
-{
-    qt_child_exit e;
-    bool fatal = false;
-
-    while (qt_mpm_reap(wm->sb, &e)) {
-        if (qt_mpm_child_exited(wm->sb, &e, false))
-            fatal = true;
-        else if (WIFEXITED(e.status) && WEXITSTATUS(e.status) == QT_EXIT_CHILDSICK)
-            wm->spawn_rate = 1;
-        else
-            replace_lost(wm, &e);
-    }
-    return fatal;
-}
-
-static void new_generation(wmaster *wm)
-{
-    const qt_mpm_conf *k = knobs_of(wm->rt->cfg);
-
-    if ((unsigned)k->server_limit != wm->sb->nprocs ||
-        (unsigned)k->thread_limit != wm->sb->nslots)
+    if ((unsigned)k->server_limit != sv->sb->nprocs ||
+        (unsigned)k->thread_limit != sv->sb->nslots)
         qt_log(QT_LOG_WARN, TAG, "QT0223", "changing ServerLimit or ThreadLimit is not "
                "allowed during restart; keeping %u and %u (stop and start the server "
-               "to change them)", wm->sb->nprocs, wm->sb->nslots);
-    wm->conf = k;
-    wm->spawn_rate = 1;
-    wm->limit_reported = false;
-    qt_mpm_new_generation(wm->sb, wm->rt->cfg);
+               "to change them)", sv->sb->nprocs, sv->sb->nslots);
+    sv->min_spare = k->min_spare_threads;
+    sv->max_spare = k->max_spare_threads;
 }
 
-static void hard_restart(wmaster *wm)
+static void populate(qt_supervisor *sv)
 {
-    qt_log(QT_LOG_NOTICE, TAG, "QT0112", "SIGHUP received.  Attempting to restart");
-    if (!qt_runtime_reload(wm->rt))
-        return;
-    qt_mpm_reclaim_children(wm->sb);
-    new_generation(wm);
-    spawn_up_to(wm, wm->conf->start_servers);
-    qt_mpm_log_resuming(wm->rt->cfg);
+    qt_supervisor_spawn_up_to(sv, sv->conf->start_servers);
 }
 
-static void graceful_restart(wmaster *wm)
-{
-    qt_log(QT_LOG_NOTICE, TAG, "QT0113", "Graceful restart requested, doing restart");
-    if (!qt_runtime_reload(wm->rt))
-        return;
-    new_generation(wm);
-    qt_mpm_retire_old(wm->sb);
-    spawn_up_to(wm, wm->conf->start_servers);
-    qt_mpm_log_resuming(wm->rt->cfg);
-}
-
-static int on_signal(wmaster *wm, enum qt_sig sig)
-{
-    switch (sig) {
-    case QT_SIG_STOP:
-        qt_log(QT_LOG_NOTICE, TAG, "QT0111", "caught SIGTERM, shutting down");
-        qt_mpm_reclaim_children(wm->sb);
-        return 0;
-    case QT_SIG_GRACEFUL_STOP:
-        qt_mpm_graceful_stop(wm->rt, wm->sb, wm->conf->graceful_shutdown_timeout, TAG);
-        return 0;
-    case QT_SIG_RESTART:
-        hard_restart(wm);
-        return -1;
-    case QT_SIG_GRACEFUL:
-        graceful_restart(wm);
-        return -1;
-    default:
-        return -1;                 /* SIGCHLD: reaped below */
-    }
-}
-
-static int master_loop(wmaster *wm)
-{
-    int64_t next_upkeep = qt_now_ms() + 1000;
-
-    for (;;) {
-        enum qt_sig sig;
-        int rc;
-
-        qt_poll_wait_fd(qt_signal_fd(), POLLIN, next_upkeep);
-        while ((sig = qt_signal_take()) != QT_SIG_NONE)
-            if ((rc = on_signal(wm, sig)) >= 0)
-                return rc;
-        if (reap_children(wm)) {
-            qt_mpm_reclaim_children(wm->sb);
-            return 1;
-        }
-        if (qt_now_ms() >= next_upkeep) {
-            idle_maintenance(wm);
-            next_upkeep = qt_now_ms() + 1000;
-        }
-    }
-}
-
-static int master_run(qt_runtime *rt)
-{
-    wmaster wm = { .rt = rt, .spawn_rate = 1, .death_pipe = { -1, -1 } };
-    int rc;
-
-    wm.conf = knobs_of(rt->cfg);
-    if (pipe2(wm.death_pipe, O_CLOEXEC) < 0) {
-        qt_log(QT_LOG_EMERG, TAG, "QT0224", "(%d)%s: cannot create the death pipe",
-               errno, strerror(errno));
-        return 1;
-    }
-    wm.sb = qt_scoreboard_create((unsigned)wm.conf->server_limit,
-                                 (unsigned)wm.conf->thread_limit);
-    atomic_store(&wm.sb->running_generation, rt->cfg->generation);
-    qt_scoreboard_set_current(wm.sb);
-    spawn_up_to(&wm, wm.conf->start_servers);
-    rc = master_loop(&wm);
-    qt_scoreboard_destroy(wm.sb);
-    close(wm.death_pipe[0]);
-    close(wm.death_pipe[1]);
-    return rc;
-}
-
-/* -X: one child's threads in this process; TERM stops after the connections. */
-static int one_process_run(qt_runtime *rt)
-{
-    const qt_mpm_conf *k = knobs_of(rt->cfg);
-    qt_scoreboard *sb = qt_scoreboard_create(1, (unsigned)k->thread_limit);
-    wchild ch;
-    int rc = 1;
-
-    qt_scoreboard_set_current(sb);
-    atomic_store(&sb->procs[0].pid, getpid());
-    qt_child_signals(true);
-    if (!qt_drop_privileges(rt->cfg))
-        goto cleanup;
-    qt_child_init(rt->cfg);
-    child_setup(&ch, rt->cfg, sb, 0, true);
-    rc = child_serve(&ch);
-    qt_log(QT_LOG_NOTICE, TAG, "QT0111", "caught SIGTERM, shutting down");
-cleanup:
-    qt_scoreboard_destroy(sb);
-    return rc;
-}
+static const qt_supervisor_ops worker_ops = {
+    .tag = TAG,
+    .fork_failed_id = "QT0220",
+    .death_pipe_id = "QT0224",
+    .defaults = &worker_defaults,
+    .slots = slots,
+    .serve = child_run,
+    .mark_starting = mark_starting,
+    .configure = configure,
+    .populate = populate,
+    .reaped = qt_supervisor_replace_lost,
+    .upkeep = qt_supervisor_keep_spares,
+    .free_row = free_row,
+    .count_idle = count_idle,
+    .log_busy = log_busy,
+};
 
 static int worker_run(qt_runtime *rt)
 {
-    return rt->one_process ? one_process_run(rt) : master_run(rt);
+    return qt_supervisor_run(&worker_ops, rt, NULL);
 }
 
 /* ------------------------------------------------------------ module */

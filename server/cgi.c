@@ -33,14 +33,19 @@
 #include "cgi_env.h"
 #include "httpdate.h"
 #include "log.h"
+#include "mime.h"
 #include "mpm.h"
 #include "range.h"
+#include "uri.h"
 
 #define CGI_IO_BUF (64 * 1024)
 #define CGI_MAX_HEAD (256 * 1024)       /* whole response head */
 #define CGI_KILL_WAIT_MS 3000           /* SIGTERM -> SIGKILL, as Apache */
 #define CGI_EXIT_GRACE_MS 20            /* a script that closed stdout is exiting */
 #define CGI_STDERR_GRACE_MS 1000        /* stderr after stdout's EOF */
+/* The handler an Action swaps in; the Action's type travels in the
+ * HANDLER variable, which the action script sees as REDIRECT_HANDLER. */
+#define QT_ACTION_HANDLER "cgi-action"
 
 /* ------------------------------------------------------------ configuration */
 
@@ -49,11 +54,21 @@ typedef struct {
     struct rlimit lim;
 } cgi_rlimit;
 
+/* Action type script [virtual]: requests for a handler name or MIME type
+ * become an internal redirect to a CGI script (Apache's mod_actions). */
+typedef struct cgi_action {
+    const char *type;                   /* handler name or MIME type */
+    const char *script;                 /* local URL of the CGI */
+    bool virtual_;                      /* no file needs to exist */
+    struct cgi_action *next;
+} cgi_action;
+
 typedef struct {
     qt_cgi_envop *ops;                  /* SetEnv/PassEnv/UnsetEnv in order */
     int pass_auth;                      /* CGIPassAuth: -1 unset */
     int64_t timeout_ms;                 /* CGIScriptTimeout: -1 unset (Timeout) */
     cgi_rlimit cpu, mem, nproc;
+    cgi_action *actions;                /* inner scope's first */
 } cgi_dir_conf;
 
 static void *cgi_create_dir(qt_pool *p)
@@ -73,12 +88,23 @@ static qt_cgi_envop *ops_copy(qt_pool *p, const qt_cgi_envop *ops, qt_cgi_envop 
     return op;
 }
 
+static cgi_action *actions_copy(qt_pool *p, const cgi_action *a, cgi_action *tail)
+{
+    if (!a)
+        return tail;
+    cgi_action *n = qt_pmemdup(p, a, sizeof *n);
+    n->next = actions_copy(p, a->next, tail);
+    return n;
+}
+
 static void *cgi_merge_dir(qt_pool *p, const void *base, const void *add)
 {
     const cgi_dir_conf *b = base, *a = add;
     cgi_dir_conf *m = qt_pmemdup(p, a, sizeof *m);
     /* The outer scope's variables first, so the inner scope overrides. */
     m->ops = ops_copy(p, b->ops, ops_copy(p, a->ops, NULL));
+    /* The first match wins, so the inner scope's actions go first. */
+    m->actions = actions_copy(p, a->actions, b->actions);
     if (a->pass_auth < 0)
         m->pass_auth = b->pass_auth;
     if (a->timeout_ms < 0)
@@ -182,6 +208,22 @@ static const char *set_rlimit(qt_cmd *cmd, int argc, char **argv)
     return NULL;
 }
 
+static const char *set_action(qt_cmd *cmd, int argc, char **argv)
+{
+    if (argc > 2 && strcasecmp(argv[2], "virtual") != 0)
+        return "the third argument must be 'virtual'";
+    if (argv[1][0] != '/')
+        return "the script must be a local URL path starting with '/'";
+    cgi_dir_conf *c = cmd->dir_conf;
+    cgi_action *a = qt_pcalloc(cmd->pool, sizeof *a);
+    a->type = qt_pstrdup(cmd->pool, argv[0]);
+    a->script = qt_pstrdup(cmd->pool, argv[1]);
+    a->virtual_ = argc > 2;
+    a->next = c->actions;
+    c->actions = a;
+    return NULL;
+}
+
 static const qt_directive cgi_directives[] = {
     { "SetEnv", QT_TAKE12, QT_CTX_ANY, set_env,
       "NAME [value]: an environment variable for CGI scripts" },
@@ -199,15 +241,24 @@ static const qt_directive cgi_directives[] = {
       "soft [hard]|max: address space bytes for each CGI process" },
     { "RLimitNPROC", QT_TAKE12, QT_CTX_ANY, set_rlimit,
       "soft [hard]|max: processes of the CGI user" },
+    { "Action", QT_TAKE23, QT_CTX_ANY, set_action,
+      "handler-or-type /cgi-url [virtual]: run this CGI for such requests" },
     { NULL }
 };
+
+static int action_fixup(qt_request *r);
+static int action_handler(qt_request *r);
 
 const qt_module qt_cgi_module = {
     QT_MODULE_HEADER("cgi_module"),
     .directives = cgi_directives,
-    .handlers = (const qt_handler[]){ { "cgi-script", qt_cgi_handler }, { NULL } },
+    .handlers = (const qt_handler[]){
+        { "cgi-script", qt_cgi_handler },
+        { QT_ACTION_HANDLER, action_handler },
+        { NULL } },
     .create_dir_conf = cgi_create_dir,
     .merge_dir_conf = cgi_merge_dir,
+    .fixups = action_fixup,
 };
 
 static const cgi_dir_conf *dir_conf(const qt_request *r)
@@ -948,6 +999,63 @@ static int finish(cgi_run *x, int rc, const qt_kv *env)
     if (!x->nph && !r->headers_sent)
         qt_send_headers(r);
     return QT_OK;
+}
+
+/* ------------------------------------------------------------ Action */
+
+static const cgi_action *action_for(const qt_request *r, const char *type)
+{
+    for (const cgi_action *a = dir_conf(r)->actions; a; a = a->next)
+        if (strcasecmp(a->type, type) == 0)
+            return a;
+    return NULL;
+}
+
+/* As Apache: the handler name if one is set, else the file's MIME type. */
+static const char *action_type(const qt_request *r)
+{
+    if (r->handler && strcasecmp(r->handler, "default-handler") != 0)
+        return r->handler;
+    if (!r->filename || !r->dir)
+        return NULL;
+    if (r->dir->force_type)
+        return r->dir->force_type;
+    return qt_mime_type_for(r->cfg->mime, r->dir->types_by_ext, r->filename);
+}
+
+/* After routing: a request an Action claims is given to action_handler. */
+static int action_fixup(qt_request *r)
+{
+    if (!dir_conf(r)->actions)
+        return QT_DECLINED;             /* the common case: no MIME lookup */
+    const char *type = action_type(r);
+    const cgi_action *a = type ? action_for(r, type) : NULL;
+    if (!a)
+        return QT_DECLINED;
+    if (!a->virtual_ && !r->have_finfo) {
+        cgi_log(r, QT_LOG_INFO, "QT0721", "File does not exist: %s",
+                r->filename ? r->filename : r->path);
+        return 404;
+    }
+    qt_env_set(r, "HANDLER", type);
+    r->handler = QT_ACTION_HANDLER;
+    return QT_OK;
+}
+
+/* The script gets the file as PATH_INFO (and so PATH_TRANSLATED), the
+ * method and the body, and REDIRECT_STATUS=200, which php-cgi's
+ * cgi.force_redirect insists on. */
+static int action_handler(qt_request *r)
+{
+    const char *type = qt_env_get(r, "HANDLER");
+    const cgi_action *a = type ? action_for(r, type) : NULL;
+    if (!a)
+        return QT_DECLINED;             /* SetHandler cgi-action by hand */
+    const char *url = qt_psprintf(r->pool, "%s%s%s%s", a->script,
+                                  qt_uri_escape_path(r->pool, r->path),
+                                  r->args ? "?" : "", r->args ? r->args : "");
+    redirect_vars(r, r->subprocess_env);
+    return qt_internal_redirect_handler(r, url);
 }
 
 int qt_cgi_handler(qt_request *r)

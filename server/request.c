@@ -239,7 +239,18 @@ void qt_request_process(qt_request *r)
         qt_send_error(r, st);
 }
 
-int qt_internal_redirect(qt_request *r, const char *url)
+/* The request body's read state, handed from one request to another. */
+static void move_body(qt_request *to, const qt_request *from)
+{
+    to->body_remaining = from->body_remaining;
+    to->chunked = from->chunked;
+    to->body_started = from->body_started;
+    to->body_done = from->body_done;
+    to->continue_sent = from->continue_sent;
+    to->body_read = from->body_read;
+}
+
+static int redirect(qt_request *r, const char *url, bool keep_method)
 {
     qt_request *nr = qt_pcalloc(r->pool, sizeof(*nr));
     request_init(nr, r->conn, r->pool);
@@ -270,12 +281,29 @@ int qt_internal_redirect(qt_request *r, const char *url)
         qt_rlog(r, QT_LOG_ERR, "QT0301", "more than 10 internal redirects, last to %s", url);
         st = 500;
     }
+    if (keep_method) {
+        nr->method_number = r->method_number;
+        nr->method = r->method;
+        move_body(nr, r);
+    }
     r->redirected = nr;
     if (st)
         qt_send_error(nr, st);
     else
         dispatch(nr);
+    if (keep_method)
+        move_body(r, nr);            /* the core drains what is left from r */
     return QT_OK;
+}
+
+int qt_internal_redirect(qt_request *r, const char *url)
+{
+    return redirect(r, url, false);
+}
+
+int qt_internal_redirect_handler(qt_request *r, const char *url)
+{
+    return redirect(r, url, true);
 }
 
 /* ----------------------------------------------------------- headers in */

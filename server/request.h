@@ -140,6 +140,9 @@ const char *qt_env_get(const qt_request *r, const char *name);
 int qt_send_error(qt_request *r, int status);
 /* Internal redirect to a local URL as GET (CGI Location, ErrorDocument). */
 int qt_internal_redirect(qt_request *r, const char *url);
+/* The same keeping the method and the unread body, for the new request to
+ * read (Apache's ap_internal_redirect_handler; the Action directive). */
+int qt_internal_redirect_handler(qt_request *r, const char *url);
 
 /* The Server header per ServerTokens ("Quintet/0.1.0 (Unix)"). */
 const char *qt_server_banner(const qt_config *cfg);

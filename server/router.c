@@ -148,6 +148,10 @@ static int map_url(qt_request *r)
 static void walk_path(qt_request *r)
 {
     size_t rootlen = strlen(r->context_root);
+    /* "ScriptAlias /git/ /usr/lib/git-core/git-http-backend/" maps onto a
+     * file: backing off may reach the target itself, as in Apache. */
+    if (rootlen > 1 && r->context_root[rootlen - 1] == '/')
+        rootlen--;
     char *fn = qt_pstrdup(r->pool, r->filename);
     size_t len = strlen(fn);
     for (;;) {

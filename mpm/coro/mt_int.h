@@ -43,6 +43,7 @@ struct mt_coro {
     uint64_t timer_gen;
     int wait_fd;                /* fd whose slot names us, or -1 */
     void *asan_fake;
+    void *tsan_fiber;           /* ThreadSanitizer builds */
 };
 
 /* The bounded ring: owner pushes at tail, anyone CASes head. */
@@ -75,6 +76,7 @@ struct mt_worker {
     const void *main_lo;        /* ASan: the worker's stack */
     size_t main_size;
     void *asan_fake;
+    void *tsan_fiber;
     _Atomic unsigned long long switches, steals;
 };
 
@@ -128,7 +130,7 @@ struct mt_sched {
     /* netpoller */
     int epfd, evfd;
     _Atomic bool polling;       /* one worker owns epoll_wait */
-    _Atomic bool poll_blocked;  /* ... and sleeps in it */
+    _Atomic unsigned poll_blocked;  /* ... and sleeps in it (0/1) */
     _Atomic int64_t poll_until; /* when that sleep ends, -1: never */
     _Atomic(mt_fdslot *) chunks[MT_SLOT_CHUNKS];   /* MT_SLOT_CHUNK each */
     pthread_mutex_t chunk_lock;

@@ -191,7 +191,7 @@ static void timer_armed(mt_sched *s, int64_t when)
 {
     int64_t until;
 
-    if (!atomic_load(&s->poll_blocked))
+    if (!atomic_fetch_or(&s->poll_blocked, 0))
         return;
     until = atomic_load(&s->poll_until);
     if (until == INT64_MIN || when < until)

@@ -25,6 +25,16 @@
 #ifdef MT_ASAN
 #include <sanitizer/common_interface_defs.h>
 #endif
+#if defined(__SANITIZE_THREAD__)
+#define MT_TSAN 1
+#elif defined(__has_feature)
+#if __has_feature(thread_sanitizer)
+#define MT_TSAN 1
+#endif
+#endif
+#ifdef MT_TSAN
+#include <sanitizer/tsan_interface.h>
+#endif
 
 /* After a switch the code may run on another thread: opaque accessors make
  * the compiler fetch the thread pointer and errno address again. */
@@ -94,6 +104,45 @@ static void asan_finish(void *fake, const void **old_lo, size_t *old_size)
     __sanitizer_finish_switch_fiber(fake, old_lo, old_size);
 #else
     (void)fake, (void)old_lo, (void)old_size;
+#endif
+}
+
+/* ThreadSanitizer must know which stack runs: one fiber per coroutine, and
+ * a switch is a synchronisation (flag 0), as it is for us. */
+static void tsan_enter(void *fiber)
+{
+#ifdef MT_TSAN
+    __tsan_switch_to_fiber(fiber, 0);
+#else
+    (void)fiber;
+#endif
+}
+
+static void *tsan_fiber_new(void)
+{
+#ifdef MT_TSAN
+    return __tsan_create_fiber(0);
+#else
+    return NULL;
+#endif
+}
+
+static void tsan_fiber_free(void *fiber)
+{
+#ifdef MT_TSAN
+    if (fiber)
+        __tsan_destroy_fiber(fiber);
+#else
+    (void)fiber;
+#endif
+}
+
+static void *tsan_fiber_self(void)
+{
+#ifdef MT_TSAN
+    return __tsan_get_current_fiber();
+#else
+    return NULL;
 #endif
 }
 
@@ -226,18 +275,19 @@ static void wake_all(mt_sched *s)
 }
 
 /*
- * Work appeared.  A spinning thief will find it; else wake a parked
- * worker; else, if the only idle worker sleeps in epoll_wait, break it.
- * The fence pairs with the idle side's "announce, then look again".
+ * Work appeared.  A spinning thief will find it (it looks again before it
+ * sleeps); else wake a parked worker; else, if the only idle worker sleeps
+ * in epoll_wait, break it.  The counters are read with read-modify-writes:
+ * they pair with the idle side's "announce (RMW), then look at the queues"
+ * like a fence would, and ThreadSanitizer understands them.
  */
 void mt_notify(mt_sched *s)
 {
-    atomic_thread_fence(memory_order_seq_cst);
     if (atomic_load(&s->nspinning) > 0)
         return;
-    if (atomic_load(&s->nidle) > 0)
+    if (atomic_fetch_add(&s->nidle, 0) > 0)
         wake_one(s);
-    else if (atomic_load(&s->poll_blocked))
+    else if (atomic_fetch_or(&s->poll_blocked, 0))
         mt_poll_break(s);
 }
 
@@ -263,6 +313,7 @@ static void switch_out(mt_coro *co)
 
     asan_start(co->why == MT_WHY_DONE ? NULL : &co->asan_fake,
                w->main_lo, w->main_size);
+    tsan_enter(w->tsan_fiber);
     coro_ctx_switch(&co->ctx, &w->ctx);
     /* Possibly another worker now: co->worker was updated by resume(). */
     w = co->worker;
@@ -316,6 +367,7 @@ mt_coro *mt_spawn(mt_sched *s, void (*fn)(void *), void *arg)
     atomic_init(&co->wake, result_code(QT_OK) << 2);  /* not waiting */
     coro_timer_init(&co->timer, on_timer_dummy);
     coro_ctx_init(&co->ctx, st->lo, usable_size(co), coro_main, co);
+    co->tsan_fiber = tsan_fiber_new();
     atomic_fetch_add(&s->live, 1);
     atomic_fetch_add(&s->created, 1);
     if (w && w->s == s)
@@ -392,6 +444,7 @@ static void finish(mt_worker *w, mt_coro *co)
 {
     mt_sched *s = w->s;
 
+    tsan_fiber_free(co->tsan_fiber);
     coro_stack_put(&w->stacks, co->stack);
     if (atomic_fetch_sub(&s->live, 1) == 1)
         mt_maybe_done(s);
@@ -405,6 +458,7 @@ static void resume(mt_worker *w, mt_coro *co)
     atomic_store_explicit(&w->in_coro, true, memory_order_relaxed);
     atomic_fetch_add_explicit(&w->switches, 1, memory_order_relaxed);
     asan_start(&w->asan_fake, co->stack->lo, usable_size(co));
+    tsan_enter(co->tsan_fiber);
     coro_ctx_switch(&w->ctx, &co->ctx);
     asan_finish(w->asan_fake, NULL, NULL);
     atomic_store_explicit(&w->in_coro, false, memory_order_relaxed);
@@ -556,14 +610,14 @@ static void be_poller(mt_worker *w)
     int timeout;
 
     atomic_store(&s->poll_until, INT64_MIN);
-    atomic_store(&s->poll_blocked, true);
+    atomic_exchange(&s->poll_blocked, 1);
     timeout = poll_timeout(s);
     atomic_store(&s->poll_until, timeout < 0 ? INT64_MAX : coro_now_ms() + timeout);
     /* Announced before this last look: a notifier now breaks the wait. */
     if (work_visible(s) || finished(s))
         timeout = 0;
     mt_poll(s, timeout);
-    atomic_store(&s->poll_blocked, false);
+    atomic_store(&s->poll_blocked, 0);
     atomic_store(&s->polling, false);
     mt_timers_fire(s);
     /* Found work: hand the netpoller to a parked worker. */
@@ -601,6 +655,7 @@ static void worker_loop(mt_worker *w)
     mt_sched *s = w->s;
 
     tls_worker = w;
+    w->tsan_fiber = tsan_fiber_self();
     w->altstack = coro_stack_guard_install();
     while (!finished(s)) {
         mt_coro *co = find_work(w);

@@ -79,6 +79,7 @@ static void setup(void)
              "AddHandler cgi-script .cgi\n"
              "Alias /alias/ other/\n"
              "ScriptAlias /cgi-bin/ cgi-bin/\n"
+             "ScriptAlias /git/ cgi-bin/printenv/\n"
              "Redirect /old http://example.test/new\n"
              "Redirect permanent /moved /elsewhere\n"
              "Redirect gone /gone\n"
@@ -118,6 +119,7 @@ static const struct {
     { "alias needs its slash", "/aliasf.txt", NULL, 0, NULL, "htdocs/aliasf.txt", NULL, NULL },
     { "scriptalias", "/cgi-bin/printenv", NULL, 0, "cgi-script", "cgi-bin/printenv", NULL, NULL },
     { "scriptalias path info", "/cgi-bin/printenv/x/y", NULL, 0, "cgi-script", "cgi-bin/printenv", "/x/y", NULL },
+    { "scriptalias onto a file (git http-backend)", "/git/repo.git/info/refs", NULL, 0, "cgi-script", "cgi-bin/printenv", "/repo.git/info/refs", NULL },
     { "addhandler by extension", "/run.cgi", NULL, 0, "cgi-script", "htdocs/run.cgi", NULL, NULL },
     { "sethandler in location", "/hello", NULL, 0, "hello", NULL, NULL, NULL },
     { "redirect keeps the rest", "/old/x", NULL, 302, NULL, NULL, NULL, "http://example.test/new/x" },

@@ -1,0 +1,804 @@
+/*
+ * hybrid: the M:N MPM.  ONE child process runs Threads worker threads (by
+ * default one per online CPU) and multiplexes every connection's
+ * coroutine onto them with the multi-thread runtime of mpm/coro/mt_sched.h
+ * (Go's G/M/P and Tokio's multi-thread scheduler, written down there): a
+ * bounded ring per worker plus a next slot, a global inject queue, work
+ * stealing, one shared epoll netpoller, a timer heap, a blocking pool for
+ * qt_run_blocking() and a monitor that rescues the queue of a worker stuck
+ * in a CPU-heavy handler.  Waiting costs a parked coroutine, as under
+ * event; CPU work spreads over every core, unlike event; a request may
+ * start on one thread and finish on another.
+ *
+ * A connection holds a coroutine (a stack) only while a request is in
+ * progress.  Between requests it is a bare fd watched by the netpoller
+ * (mt_watch_fd), so idle keep-alive clients cost a descriptor and a few
+ * hundred bytes.
+ *
+ * Directives (Apache names where they exist):
+ *   Threads (online CPUs)    worker threads of the child (1 to 64).
+ *   MaxRequestWorkers (400)  connections being served (holding a
+ *                            coroutine) at once; idle ones not counted.
+ *   MaxConnectionsPerChild (0), GracefulShutdownTimeout (0): as in Apache.
+ *   ThreadStackSize (65536)  bytes of each coroutine's stack.
+ *   StartServers, ServerLimit, ThreadsPerChild, ThreadLimit,
+ *   Min/MaxSpareThreads      accepted, no effect: one child, no pool.
+ *
+ * The master supervises the one child as event does (mpm_common.c): a
+ * dead child is replaced, SIGUSR1 starts a new generation and lets the
+ * old child drain, TERM stops, WINCH stops gracefully.  In the child the
+ * stop signals are blocked in every thread and let through only while
+ * the poller sleeps in epoll_pwait (the pselect pattern); the tick after
+ * each poll acts on them.
+ *
+ * Shared state: the child's counters are atomics and its idle list has a
+ * mutex, since the coroutines and watch callbacks touching them run on any
+ * worker.  No lock is held across a wait.
+ */
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE   /* accept4, pipe2 */
+#endif
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "conn.h"
+#include "listen.h"
+#include "log.h"
+#include "mpm_common.h"
+#include "process.h"
+#include "coro/mt_sched.h"
+
+#define TAG "mpm_hybrid"
+#define PROC_ROWS 4               /* the child + generations draining */
+#define MAX_SPAWN_RATE 32
+#define ACCEPT_BURST 32
+#define PAUSE_MS 50               /* re-check of the connection cap */
+#define STACK_MIN_BYTES (16 * 1024)
+#define STACK_MAX_BYTES (8 * 1024 * 1024)
+#define SLOTS_MAX 1024
+
+extern const qt_module mpm_hybrid_module;
+
+typedef struct hybrid_conf {
+    qt_mpm_conf knobs;            /* first: qt_mpm_conf_set() writes here */
+    int threads;                  /* 0: online CPUs */
+    int stack_size;
+} hybrid_conf;
+
+static const hybrid_conf hybrid_defaults = {
+    .knobs = {
+        .start_servers = 1,
+        .server_limit = PROC_ROWS,
+        .threads_per_child = 25,
+        .thread_limit = 64,
+        .min_spare_threads = 75,
+        .max_spare_threads = 250,
+        .max_request_workers = 400,
+    },
+    .threads = 0,
+    .stack_size = 64 * 1024,
+};
+
+/* ------------------------------------------------------------ config */
+
+static void *hybrid_create_server_conf(qt_pool *p)
+{
+    hybrid_conf *hc = qt_pcalloc(p, sizeof *hc);
+
+    *hc = hybrid_defaults;
+    return hc;
+}
+
+static const hybrid_conf *conf_of(const qt_config *cfg)
+{
+    const hybrid_conf *hc = qt_mpm_server_conf(cfg);
+
+    return hc ? hc : &hybrid_defaults;
+}
+
+static const char *set_threads(qt_cmd *cmd, int argc, char **argv)
+{
+    hybrid_conf *hc = cmd->srv_conf;
+
+    (void)argc;
+    return qt_mpm_int_arg(cmd, argv[0], 1, MT_MAX_WORKERS, &hc->threads);
+}
+
+static const char *set_stack_size(qt_cmd *cmd, int argc, char **argv)
+{
+    hybrid_conf *hc = cmd->srv_conf;
+
+    (void)argc;
+    return qt_mpm_int_arg(cmd, argv[0], STACK_MIN_BYTES, STACK_MAX_BYTES,
+                          &hc->stack_size);
+}
+
+/* Scoreboard slots of the child: one per connection served at once. */
+static unsigned slots_of(const hybrid_conf *hc)
+{
+    int n = hc->knobs.max_request_workers;
+
+    return n < 1 ? 1 : n > SLOTS_MAX ? SLOTS_MAX : (unsigned)n;
+}
+
+/* -------------------------------------------------------------- child */
+
+typedef struct hy_child hy_child;
+
+typedef struct hy_listener {
+    hy_child *ch;
+    const qt_listener *l;
+    _Atomic(mt_coro *) acceptor;
+    _Atomic bool paused;          /* at the connection cap */
+} hy_listener;
+
+typedef struct hy_conn {
+    qt_conn *c;
+    hy_child *ch;
+    struct hy_conn *prev, *next;  /* idle list, oldest first */
+    bool idle;
+    bool handshaken;
+} hy_conn;
+
+struct hy_child {
+    const qt_config *cfg;
+    qt_scoreboard *sb;
+    unsigned proc;
+    qt_sb_slot *slot;             /* the row's first slot (process state) */
+    unsigned generation;
+    bool one_process;
+    mt_sched *sched;
+    hy_listener *ls;
+    size_t nls;
+    _Atomic unsigned active;      /* connections holding a coroutine */
+    unsigned max_active;
+    _Atomic unsigned long accepted;
+    unsigned long max_conns;      /* MaxConnectionsPerChild, 0: none */
+    pthread_mutex_t lock;         /* the idle list and the free slots */
+    hy_conn *idle_head, *idle_tail;
+    unsigned *free_slots;         /* scoreboard slots 1.. not in use */
+    unsigned nfree;
+    volatile sig_atomic_t *stop_flag;
+    int death_fd;
+    _Atomic bool stopping;
+};
+
+static void conn_serve(void *arg);
+static void begin_stop(hy_child *ch);
+
+/* Under ch->lock. */
+static void idle_link(hy_child *ch, hy_conn *hc)
+{
+    hc->idle = true;
+    hc->next = NULL;
+    hc->prev = ch->idle_tail;
+    if (ch->idle_tail)
+        ch->idle_tail->next = hc;
+    else
+        ch->idle_head = hc;
+    ch->idle_tail = hc;
+}
+
+/* Under ch->lock. */
+static void idle_unlink(hy_child *ch, hy_conn *hc)
+{
+    if (!hc->idle)
+        return;
+    hc->idle = false;
+    if (hc->prev)
+        hc->prev->next = hc->next;
+    else
+        ch->idle_head = hc->next;
+    if (hc->next)
+        hc->next->prev = hc->prev;
+    else
+        ch->idle_tail = hc->prev;
+}
+
+/* Each serving coroutine gets a slot of its own while slots last; the
+ * others share the row's first one (as under event). */
+static unsigned slot_take(hy_child *ch)
+{
+    unsigned i = 0;
+
+    pthread_mutex_lock(&ch->lock);
+    if (ch->nfree > 0)
+        i = ch->free_slots[--ch->nfree];
+    pthread_mutex_unlock(&ch->lock);
+    return i;
+}
+
+static void slot_give_back(hy_child *ch, unsigned i)
+{
+    if (i == 0)
+        return;
+    qt_sb_set_state(qt_sb_slot_at(ch->sb, ch->proc, i), QT_SB_READY);
+    pthread_mutex_lock(&ch->lock);
+    ch->free_slots[ch->nfree++] = i;
+    pthread_mutex_unlock(&ch->lock);
+}
+
+/* Frees the connection (hc lives in its pool). */
+static void conn_close(hy_conn *hc)
+{
+    mt_fd_forget(hc->ch->sched, hc->c->fd);
+    qt_conn_close(hc->c);
+}
+
+/* On a worker's own stack: the idle fd became readable, or its time is up. */
+static void on_idle_ready(int fd, int result, void *arg)
+{
+    hy_conn *hc = arg;
+    hy_child *ch = hc->ch;
+
+    (void)fd;
+    pthread_mutex_lock(&ch->lock);
+    idle_unlink(ch, hc);
+    pthread_mutex_unlock(&ch->lock);
+    atomic_fetch_add(&ch->active, 1);
+    if (result != QT_OK || !mt_spawn(ch->sched, conn_serve, hc)) {
+        atomic_fetch_sub(&ch->active, 1);
+        conn_close(hc);                 /* idle: nothing to linger for */
+    }
+}
+
+/* Parks the bare fd until the next request (or KeepAliveTimeout). */
+static void conn_idle(hy_conn *hc)
+{
+    hy_child *ch = hc->ch;
+
+    pthread_mutex_lock(&ch->lock);
+    idle_link(ch, hc);
+    pthread_mutex_unlock(&ch->lock);
+    if (mt_watch_fd(ch->sched, hc->c->fd, qt_conn_idle_deadline(hc->c),
+                    on_idle_ready, hc) == QT_OK)
+        return;
+    pthread_mutex_lock(&ch->lock);
+    idle_unlink(ch, hc);
+    pthread_mutex_unlock(&ch->lock);
+    conn_close(hc);
+}
+
+static void resume_acceptors(hy_child *ch)
+{
+    for (size_t i = 0; i < ch->nls; i++) {
+        mt_coro *co = atomic_load(&ch->ls[i].acceptor);
+
+        if (co && atomic_load(&ch->ls[i].paused))
+            mt_ready(co);
+    }
+}
+
+/* A coroutine per request burst: serve until idle or done. */
+static void conn_serve(void *arg)
+{
+    hy_conn *hc = arg;
+    hy_child *ch = hc->ch;
+    qt_conn *c = hc->c;
+    int rc = QT_CONN_CLOSE;
+    unsigned slot = slot_take(ch);
+
+    c->scoreboard_slot = qt_sb_slot_at(ch->sb, ch->proc, slot);
+    if (!hc->handshaken) {
+        hc->handshaken = true;
+        if (c->transport->handshake && c->transport->handshake(c) != QT_OK)
+            goto done;
+    }
+    rc = qt_conn_serve(c);
+done:
+    slot_give_back(ch, slot);
+    c->scoreboard_slot = ch->slot;
+    if (atomic_fetch_sub(&ch->active, 1) == ch->max_active)
+        resume_acceptors(ch);
+    if (rc == QT_CONN_IDLE && !atomic_load(&ch->stopping))
+        conn_idle(hc);
+    else
+        conn_close(hc);                 /* in the coroutine: lingering may wait */
+}
+
+static void conn_accepted(hy_listener *el, int fd,
+                          const struct sockaddr_storage *peer, socklen_t len)
+{
+    hy_child *ch = el->ch;
+    qt_conn *c = qt_conn_create(ch->cfg, fd, el->l, (const struct sockaddr *)peer, len);
+    hy_conn *hc = qt_pcalloc(c->pool, sizeof *hc);
+    unsigned long n;
+
+    hc->c = c;
+    hc->ch = ch;
+    c->mpm_data = hc;
+    c->scoreboard_slot = ch->slot;
+    n = atomic_fetch_add(&ch->accepted, 1) + 1;
+    atomic_fetch_add(&ch->slot->connections, 1);
+    if (mt_fd_register(ch->sched, fd, 0) != QT_OK) {
+        conn_close(hc);
+        return;
+    }
+    /* No stack until the client speaks: a silent client costs an fd. */
+    conn_idle(hc);
+    if (ch->max_conns && n >= ch->max_conns)
+        begin_stop(ch);
+}
+
+/* Out of descriptors: the oldest idle keep-alive connection makes room. */
+static bool shed_idle(hy_child *ch)
+{
+    hy_conn *victim = NULL;
+
+    pthread_mutex_lock(&ch->lock);
+    for (hy_conn *hc = ch->idle_head; hc && !victim; hc = hc->next)
+        if (hc->c->requests > 0 && mt_unwatch_fd(ch->sched, hc->c->fd)) {
+            idle_unlink(ch, hc);
+            victim = hc;
+        }
+    pthread_mutex_unlock(&ch->lock);
+    if (victim)
+        conn_close(victim);
+    return victim != NULL;
+}
+
+static void accept_failed(hy_child *ch, int err)
+{
+    switch (err) {
+    case EINTR:
+    case ECONNABORTED:
+    case EPROTO:
+        return;                         /* the client left already */
+    case EMFILE:
+    case ENFILE:
+        if (shed_idle(ch))
+            return;
+        /* fall through */
+    case ENOBUFS:
+    case ENOMEM:
+        qt_log(QT_LOG_ERR, TAG, "QT0350",
+               "(%d)%s: accept: out of resources, pausing", err, strerror(err));
+        mt_sleep_ms(100);
+        return;
+    default:
+        qt_log(QT_LOG_ERR, TAG, "QT0351", "(%d)%s: accept failed",
+               err, strerror(err));
+        mt_sleep_ms(100);               /* never spin on a persistent error */
+    }
+}
+
+/*
+ * At the cap: park until a served connection finishes.  The deadline
+ * covers the race between our check and the last one finishing.
+ */
+static void pause_accepting(hy_listener *el)
+{
+    atomic_store(&el->paused, true);
+    if (atomic_load(&el->ch->active) >= el->ch->max_active)
+        mt_park_until(qt_now_ms() + PAUSE_MS);
+    atomic_store(&el->paused, false);
+}
+
+static void accept_one(hy_listener *el, unsigned *burst)
+{
+    struct sockaddr_storage peer;
+    socklen_t len = sizeof peer;
+    int fd = accept4(el->l->fd, (struct sockaddr *)&peer, &len,
+                     SOCK_NONBLOCK | SOCK_CLOEXEC);
+    int err = errno;
+
+    if (fd >= 0) {
+        conn_accepted(el, fd, &peer, len);
+        if (++*burst % ACCEPT_BURST == 0)
+            mt_yield();
+    } else if (err == EAGAIN || err == EWOULDBLOCK) {
+        mt_wait_fd(el->l->fd, POLLIN, 0);
+    } else {
+        accept_failed(el->ch, err);
+    }
+}
+
+static void acceptor(void *arg)
+{
+    hy_listener *el = arg;
+    hy_child *ch = el->ch;
+    unsigned burst = 0;
+
+    if (mt_fd_register(ch->sched, el->l->fd, CORO_FD_EXCLUSIVE) != QT_OK)
+        qt_log(QT_LOG_ERR, TAG, "QT0352", "(%d)%s: cannot watch %s",
+               errno, strerror(errno), el->l->text);
+    while (!atomic_load(&ch->stopping)) {
+        if (atomic_load(&ch->active) >= ch->max_active)
+            pause_accepting(el);
+        else
+            accept_one(el, &burst);
+    }
+    atomic_store(&el->acceptor, NULL);
+    /* Our copy only: the master keeps the socket for the next child. */
+    mt_fd_forget(ch->sched, el->l->fd);
+    close(el->l->fd);
+}
+
+/*
+ * Graceful: stop accepting, drop the idle keep-alive connections, let the
+ * requests in flight finish.  mt_sched_run() returns when no coroutine
+ * and no watch is left.  Any thread, any stack.
+ */
+static void begin_stop(hy_child *ch)
+{
+    hy_conn *closing = NULL;
+
+    if (atomic_exchange(&ch->stopping, true))
+        return;
+    qt_sb_set_state(ch->slot, QT_SB_GRACEFUL);
+    resume_acceptors(ch);
+    for (size_t i = 0; i < ch->nls; i++) {
+        mt_coro *co = atomic_load(&ch->ls[i].acceptor);
+
+        if (co)
+            mt_ready(co);
+    }
+    pthread_mutex_lock(&ch->lock);
+    for (hy_conn *hc = ch->idle_head, *next; hc; hc = next) {
+        next = hc->next;
+        /* A client that has not spoken yet is still owed a response; a
+         * watch that fires right now is the callback's to handle. */
+        if (hc->c->requests == 0 || !mt_unwatch_fd(ch->sched, hc->c->fd))
+            continue;
+        idle_unlink(ch, hc);
+        hc->next = closing;
+        closing = hc;
+    }
+    pthread_mutex_unlock(&ch->lock);
+    while (closing) {
+        hy_conn *hc = closing;
+
+        closing = hc->next;
+        conn_close(hc);
+    }
+    if (ch->death_fd >= 0)
+        mt_unwatch_fd(ch->sched, ch->death_fd);
+}
+
+static void on_master_gone(int fd, int result, void *arg)
+{
+    (void)fd;
+    (void)result;
+    begin_stop(arg);
+}
+
+/* After every poll: a stop signal, or a newer generation. */
+static void on_tick(mt_sched *s, void *arg)
+{
+    hy_child *ch = arg;
+
+    (void)s;
+    if (atomic_load(&ch->stopping))
+        return;
+    if (*ch->stop_flag ||
+        (!ch->one_process &&
+         atomic_load(&ch->sb->running_generation) != ch->generation))
+        begin_stop(ch);
+}
+
+static void child_start(void *arg)
+{
+    hy_child *ch = arg;
+
+    if (ch->death_fd >= 0)
+        mt_watch_fd(ch->sched, ch->death_fd, 0, on_master_gone, ch);
+    for (size_t i = 0; i < ch->nls; i++)
+        atomic_store(&ch->ls[i].acceptor,
+                     mt_spawn(ch->sched, acceptor, &ch->ls[i]));
+    qt_sb_set_state(ch->slot, QT_SB_READY);
+}
+
+static void setup_listeners(hy_child *ch)
+{
+    size_t n = 0, i = 0;
+
+    for (const qt_listener *l = ch->cfg->listeners; l; l = l->next)
+        n += l->fd >= 0;
+    ch->ls = qt_xcalloc(n ? n : 1, sizeof *ch->ls);
+    for (const qt_listener *l = ch->cfg->listeners; l; l = l->next)
+        if (l->fd >= 0) {
+            ch->ls[i].ch = ch;
+            ch->ls[i].l = l;
+            i++;
+        }
+    ch->nls = n;
+}
+
+static int child_serve(hy_child *ch)
+{
+    const hybrid_conf *hc = conf_of(ch->cfg);
+    sigset_t stop_set, open_mask;
+    mt_opts opts = {
+        .threads = (unsigned)hc->threads,
+        .stack_size = (size_t)hc->stack_size,
+        .tick = on_tick,
+        .tick_arg = ch,
+    };
+
+    ch->max_active = (unsigned)hc->knobs.max_request_workers;
+    setup_listeners(ch);
+    qt_mpm_raise_fd_limit();
+    /* Blocked in every thread (they inherit it); let through only while
+     * the poller sleeps (pselect pattern). */
+    qt_child_stop_signals(&stop_set, ch->one_process);
+    pthread_sigmask(SIG_BLOCK, &stop_set, &open_mask);
+    opts.poll_sigmask = &open_mask;
+    ch->sched = mt_sched_create(&opts);
+    mt_spawn(ch->sched, child_start, ch);
+    mt_sched_run(ch->sched);
+    mt_sched_destroy(ch->sched);
+    pthread_sigmask(SIG_SETMASK, &open_mask, NULL);
+    free(ch->ls);
+    return 0;
+}
+
+static void child_setup(hy_child *ch, const qt_config *cfg, qt_scoreboard *sb,
+                        unsigned proc, bool one_process)
+{
+    memset(ch, 0, sizeof *ch);
+    ch->cfg = cfg;
+    ch->sb = sb;
+    ch->proc = proc;
+    ch->slot = qt_sb_slot_at(sb, proc, 0);
+    ch->generation = atomic_load(&sb->procs[proc].generation);
+    ch->one_process = one_process;
+    ch->death_fd = -1;
+    ch->max_conns = one_process ? 0 :
+        (unsigned long)conf_of(cfg)->knobs.max_connections_per_child;
+    ch->stop_flag = qt_child_stop_flag();
+    pthread_mutex_init(&ch->lock, NULL);
+    ch->free_slots = qt_xcalloc(sb->nslots, sizeof *ch->free_slots);
+    for (unsigned i = sb->nslots; i-- > 1;)
+        ch->free_slots[ch->nfree++] = i;
+}
+
+static void child_teardown(hy_child *ch)
+{
+    free(ch->free_slots);
+    pthread_mutex_destroy(&ch->lock);
+}
+
+/* ------------------------------------------------------------- master */
+
+typedef struct hy_master {
+    qt_runtime *rt;
+    const hybrid_conf *conf;
+    qt_scoreboard *sb;
+    int death_pipe[2];            /* the child watches [0]: EOF = master gone */
+    int64_t replace_window_ms;
+    int replaced_in_window;
+} hy_master;
+
+static _Noreturn void child_main(hy_master *m, unsigned proc)
+{
+    hy_child ch;
+    int rc;
+
+    qt_child_signals(false);
+    close(m->death_pipe[1]);
+    child_setup(&ch, m->rt->cfg, m->sb, proc, false);
+    ch.death_fd = m->death_pipe[0];
+    if (!qt_drop_privileges(ch.cfg))
+        _exit(QT_EXIT_CHILDFATAL);
+    qt_child_init(ch.cfg);
+    rc = child_serve(&ch);
+    child_teardown(&ch);
+    /* _exit: the master's atexit handlers and stdio buffers are not ours. */
+    _exit(rc);
+}
+
+/* The child of the running generation that was not told to exit, if any. */
+static bool has_current_child(const hy_master *m)
+{
+    unsigned gen = atomic_load(&m->sb->running_generation);
+
+    for (unsigned i = 0; i < m->sb->nprocs; i++) {
+        const qt_sb_process *p = &m->sb->procs[i];
+
+        if (atomic_load(&p->pid) > 0 && atomic_load(&p->generation) == gen &&
+            !atomic_load(&p->quiescing))
+            return true;
+    }
+    return false;
+}
+
+static void spawn_child(hy_master *m)
+{
+    if (has_current_child(m))
+        return;
+    for (unsigned i = 0; i < m->sb->nprocs; i++) {
+        pid_t pid;
+
+        if (atomic_load(&m->sb->procs[i].pid) != 0)
+            continue;
+        qt_sb_set_state(qt_sb_slot_at(m->sb, i, 0), QT_SB_STARTING);
+        pid = qt_mpm_spawn(m->sb, i, TAG);
+        if (pid == 0)
+            child_main(m, i);
+        return;
+    }
+}
+
+/* A lost child is replaced at once, at most MAX_SPAWN_RATE a second. */
+static void replace_lost(hy_master *m)
+{
+    int64_t now = qt_now_ms();
+
+    if (has_current_child(m))
+        return;
+    if (now - m->replace_window_ms >= 1000) {
+        m->replace_window_ms = now;
+        m->replaced_in_window = 0;
+    }
+    if (m->replaced_in_window++ < MAX_SPAWN_RATE)
+        spawn_child(m);
+}
+
+static bool reap_children(hy_master *m)
+{
+    qt_child_exit e;
+    bool fatal = false;
+
+    while (qt_mpm_reap(m->sb, &e))
+        if (qt_mpm_child_exited(m->sb, &e, false))
+            fatal = true;
+    return fatal;
+}
+
+static void hard_restart(hy_master *m)
+{
+    qt_log(QT_LOG_NOTICE, TAG, "QT0112", "SIGHUP received.  Attempting to restart");
+    if (!qt_runtime_reload(m->rt))
+        return;
+    qt_mpm_reclaim_children(m->sb);
+    m->conf = conf_of(m->rt->cfg);
+    qt_mpm_new_generation(m->sb, m->rt->cfg);
+    spawn_child(m);
+    qt_mpm_log_resuming(m->rt->cfg);
+}
+
+static void graceful_restart(hy_master *m)
+{
+    qt_log(QT_LOG_NOTICE, TAG, "QT0113", "Graceful restart requested, doing restart");
+    if (!qt_runtime_reload(m->rt))
+        return;
+    m->conf = conf_of(m->rt->cfg);
+    qt_mpm_new_generation(m->sb, m->rt->cfg);
+    qt_mpm_retire_old(m->sb);
+    spawn_child(m);
+    qt_mpm_log_resuming(m->rt->cfg);
+}
+
+static int on_signal(hy_master *m, enum qt_sig sig)
+{
+    switch (sig) {
+    case QT_SIG_STOP:
+        qt_log(QT_LOG_NOTICE, TAG, "QT0111", "caught SIGTERM, shutting down");
+        qt_mpm_reclaim_children(m->sb);
+        return 0;
+    case QT_SIG_GRACEFUL_STOP:
+        qt_mpm_graceful_stop(m->rt, m->sb, m->conf->knobs.graceful_shutdown_timeout, TAG);
+        return 0;
+    case QT_SIG_RESTART:
+        hard_restart(m);
+        return -1;
+    case QT_SIG_GRACEFUL:
+        graceful_restart(m);
+        return -1;
+    default:
+        return -1;                      /* SIGCHLD: reaped below */
+    }
+}
+
+static int master_loop(hy_master *m)
+{
+    for (;;) {
+        enum qt_sig sig;
+        int rc;
+
+        qt_poll_wait_fd(qt_signal_fd(), POLLIN, qt_now_ms() + 1000);
+        while ((sig = qt_signal_take()) != QT_SIG_NONE)
+            if ((rc = on_signal(m, sig)) >= 0)
+                return rc;
+        if (reap_children(m)) {
+            qt_mpm_reclaim_children(m->sb);
+            return 1;
+        }
+        replace_lost(m);
+    }
+}
+
+static int master_run(qt_runtime *rt)
+{
+    hy_master m = { .rt = rt, .death_pipe = { -1, -1 } };
+    int rc;
+
+    m.conf = conf_of(rt->cfg);
+    if (pipe2(m.death_pipe, O_CLOEXEC) < 0) {
+        qt_log(QT_LOG_EMERG, TAG, "QT0353", "(%d)%s: cannot create the death pipe",
+               errno, strerror(errno));
+        return 1;
+    }
+    m.sb = qt_scoreboard_create(PROC_ROWS, slots_of(m.conf));
+    atomic_store(&m.sb->running_generation, rt->cfg->generation);
+    qt_scoreboard_set_current(m.sb);
+    spawn_child(&m);
+    rc = master_loop(&m);
+    qt_scoreboard_destroy(m.sb);
+    close(m.death_pipe[0]);
+    close(m.death_pipe[1]);
+    return rc;
+}
+
+/* -X: the workers in this process; TERM/INT/WINCH stop it gracefully. */
+static int one_process_run(qt_runtime *rt)
+{
+    qt_scoreboard *sb = qt_scoreboard_create(1, slots_of(conf_of(rt->cfg)));
+    hy_child ch;
+    int rc = 1;
+
+    qt_scoreboard_set_current(sb);
+    atomic_store(&sb->procs[0].pid, getpid());
+    qt_child_signals(true);
+    child_setup(&ch, rt->cfg, sb, 0, true);
+    if (qt_drop_privileges(rt->cfg)) {
+        qt_child_init(rt->cfg);
+        child_serve(&ch);
+        qt_log(QT_LOG_NOTICE, TAG, "QT0111", "caught SIGTERM, shutting down");
+        rc = 0;
+    }
+    child_teardown(&ch);
+    qt_scoreboard_destroy(sb);
+    return rc;
+}
+
+static int hybrid_run(qt_runtime *rt)
+{
+    return rt->one_process ? one_process_run(rt) : master_run(rt);
+}
+
+/* ------------------------------------------------------------- module */
+
+static const qt_directive hybrid_directives[] = {
+    { "Threads", QT_TAKE1, QT_CTX_MAIN, set_threads,
+      "worker threads of the child, coroutines spread over them (online CPUs)" },
+    QT_MPM_DIRECTIVE("MaxRequestWorkers", "connections served at once; idle ones not counted (400)"),
+    QT_MPM_DIRECTIVE("MaxClients", "old name of MaxRequestWorkers"),
+    QT_MPM_DIRECTIVE("MaxConnectionsPerChild", "connections the child accepts before it is replaced; 0 = no limit"),
+    QT_MPM_DIRECTIVE("MaxRequestsPerChild", "old name of MaxConnectionsPerChild"),
+    QT_MPM_DIRECTIVE("GracefulShutdownTimeout", "seconds a graceful stop waits for the child; 0 = forever"),
+    QT_MPM_DIRECTIVE("StartServers", "accepted for compatibility; no effect (one child)"),
+    QT_MPM_DIRECTIVE("ServerLimit", "accepted for compatibility; no effect"),
+    QT_MPM_DIRECTIVE("ThreadsPerChild", "accepted for compatibility; no effect (see Threads)"),
+    QT_MPM_DIRECTIVE("ThreadLimit", "accepted for compatibility; no effect"),
+    QT_MPM_DIRECTIVE("MinSpareThreads", "accepted for compatibility; no effect"),
+    QT_MPM_DIRECTIVE("MaxSpareThreads", "accepted for compatibility; no effect"),
+    { "ThreadStackSize", QT_TAKE1, QT_CTX_MAIN, set_stack_size,
+      "bytes of stack per coroutine (65536)" },
+    { NULL },
+};
+
+static const qt_mpm hybrid_mpm = {
+    .name = "hybrid",
+    .flags = QT_MPM_FORKED | QT_MPM_THREADED | QT_MPM_ASYNC,
+    .run = hybrid_run,
+    .wait_fd = mt_wait_fd,
+    .sleep_ms = mt_sleep_ms,
+    .run_blocking = mt_run_blocking,
+};
+
+const qt_module mpm_hybrid_module = {
+    QT_MODULE_HEADER("mpm_hybrid_module"),
+    .directives = hybrid_directives,
+    .create_server_conf = hybrid_create_server_conf,
+    .mpm = &hybrid_mpm,
+};

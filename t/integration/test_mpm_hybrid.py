@@ -1,0 +1,242 @@
+"""hybrid MPM specifics: one child with Threads worker threads (plus the
+monitor), thousands of sleeping requests served side by side in about one
+sleep period, CPU work on one connection not holding up the others, and
+idle keep-alive connections that hold no coroutine stack."""
+
+import os
+import resource
+import selectors
+import socket
+import threading
+import time
+
+import pytest
+
+import harness
+from harness import wait_until
+
+pytestmark = pytest.mark.skipif(harness.ORACLE, reason="Quintet's own MPM")
+
+LAB = """
+LoadModule lab_module @BUILDDIR@/modules/mod_lab.so
+<Location /lab>
+    SetHandler lab
+</Location>
+"""
+
+
+@pytest.fixture(autouse=True)
+def only_hybrid(mpm):
+    if mpm != "hybrid":
+        pytest.skip("hybrid MPM only")
+
+
+def threads_of(pid):
+    try:
+        return len(os.listdir("/proc/%d/task" % pid))
+    except FileNotFoundError:
+        return 0
+
+
+def one_child(srv):
+    kids = wait_until(lambda: len(srv.children()) == 1 and srv.children(), 5)
+    assert kids, "expected one child: %r\n%s" % (srv.children(), srv.diag())
+    return kids[0]
+
+
+def raise_nofile(want):
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft < want:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (min(hard, want), hard))
+    return resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+
+
+def connect_many(port, n, batch=500):
+    """n connected non-blocking sockets, opened in batches (listen backlog)."""
+    socks = []
+    sel = selectors.DefaultSelector()
+    while len(socks) < n:
+        pending = []
+        for _ in range(min(batch, n - len(socks))):
+            s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            s.setblocking(False)
+            s.connect_ex(("127.0.0.1", port))
+            sel.register(s, selectors.EVENT_WRITE)
+            pending.append(s)
+        left, deadline = set(pending), time.monotonic() + 20
+        while left and time.monotonic() < deadline:
+            for key, _ in sel.select(1):
+                sel.unregister(key.fileobj)
+                left.discard(key.fileobj)
+        assert not left, "%d connections never completed" % len(left)
+        socks.extend(pending)
+    sel.close()
+    return socks
+
+
+def exchange(socks, request, timeout=60):
+    """Sends `request` on every socket at once; {index: response bytes}.
+    Returns (responses, seconds from the first send to the last reply)."""
+    sel = selectors.DefaultSelector()
+    bufs = {}
+    t0 = time.monotonic()
+    for i, s in enumerate(socks):
+        s.send(request)
+        sel.register(s, selectors.EVENT_READ, i)
+        bufs[i] = b""
+    done, deadline = {}, t0 + timeout
+    while len(done) < len(socks) and time.monotonic() < deadline:
+        for key, _ in sel.select(1):
+            i = key.data
+            try:
+                data = key.fileobj.recv(65536)
+            except BlockingIOError:
+                continue
+            bufs[i] += data
+            if complete(bufs[i]) or not data:
+                done[i] = bufs[i]
+                sel.unregister(key.fileobj)
+    took = time.monotonic() - t0
+    sel.close()
+    return done, took
+
+
+def complete(buf):
+    head, sep, body = buf.partition(b"\r\n\r\n")
+    if not sep:
+        return False
+    for line in head.split(b"\r\n"):
+        if line.lower().startswith(b"content-length:"):
+            return len(body) >= int(line.split(b":")[1])
+    return False
+
+
+def status_of(resp):
+    return int(resp.split(b" ", 2)[1]) if resp.startswith(b"HTTP/1.1 ") else None
+
+
+def close_all(socks):
+    for s in socks:
+        s.close()
+
+
+# ------------------------------------------------------------- structure
+
+@pytest.mark.parametrize("threads", [1, 3])
+def test_one_child_with_threads_workers(make_server, threads):
+    srv = make_server(LAB + "Threads %d\n" % threads)
+    child = one_child(srv)
+    # The workers (the child's main thread is worker 0) and the monitor.
+    assert wait_until(lambda: threads_of(child) == threads + 1, 5), \
+        (threads_of(child), srv.diag())
+    assert srv.get("/lab/hello").status == 200
+
+
+def test_default_threads_is_online_cpus(make_server):
+    srv = make_server(LAB)
+    child = one_child(srv)
+    want = os.sysconf("SC_NPROCESSORS_ONLN") + 1
+    assert wait_until(lambda: threads_of(child) == want, 5), threads_of(child)
+
+
+@pytest.mark.parametrize("value", ["0", "65", "two"])
+def test_bad_threads_refused(make_server, value):
+    srv = make_server(LAB + "Threads %s\n" % value)
+    with pytest.raises(AssertionError):
+        srv.start()
+
+
+# ---------------------------------------------------------- concurrency
+
+SLEEP_MS = 100
+SLEEPERS = 10000
+
+
+def test_ten_thousand_sleepers_take_about_one_sleep(make_server):
+    """10,000 requests each sleeping 100 ms, all in flight at once: the
+    coroutines park side by side, so the whole batch completes in about
+    one sleep period (a thread or process per request could not)."""
+    n = SLEEPERS
+    if raise_nofile(n + 200) < n + 200:
+        pytest.skip("RLIMIT_NOFILE too low for %d connections" % n)
+    srv = make_server(LAB + "Threads 2\nMaxRequestWorkers %d\nListenBacklog 4096\n"
+                      "KeepAliveTimeout 60\nTimeout 60\n" % (2 * n))
+    one_child(srv)
+    socks = connect_many(srv.port, n)
+    try:
+        req = harness.request_bytes("GET", "/lab/sleep?ms=%d" % SLEEP_MS)
+        done, took = exchange(socks, req)
+    finally:
+        close_all(socks)
+    statuses = [status_of(r) for r in done.values()]
+    assert len(done) == n and statuses.count(200) == n, \
+        "%d replies, %d OK" % (len(done), statuses.count(200))
+    # Property, not a benchmark: far below what serial waiting would take.
+    assert took < 10 * SLEEP_MS / 1000.0, "took %.2fs" % took
+
+
+def test_cpu_heavy_request_does_not_hold_up_the_others(make_server):
+    """One worker thread busy hashing for long: the monitor hands the
+    netpoller and the queue to another thread, so hello stays quick."""
+    srv = make_server(LAB + "Threads 1\n")
+    one_child(srv)
+    t0 = time.monotonic()
+    assert srv.get("/lab/hash?kb=65536").status == 200
+    hash_time = time.monotonic() - t0
+    # Several hashes in a row keep the worker busy for many hash times.
+    busy = threading.Thread(target=lambda: [srv.get("/lab/hash?kb=65536")
+                                            for _ in range(4)])
+    busy.start()
+    time.sleep(min(hash_time / 2, 0.05))
+    worst = 0.0
+    try:
+        while busy.is_alive():
+            t = time.monotonic()
+            assert srv.get("/lab/hello").status == 200
+            worst = max(worst, time.monotonic() - t)
+    finally:
+        busy.join(60)
+    assert worst < max(0.2, hash_time * 0.75), \
+        "hello took %.3fs while a %.3fs hash ran" % (worst, hash_time)
+
+
+# ------------------------------------------------------------- memory
+
+def smaps(pid):
+    pss = None
+    with open("/proc/%d/smaps_rollup" % pid) as f:
+        for line in f:
+            if line.startswith("Pss:"):
+                pss = int(line.split()[1])
+    with open("/proc/%d/maps" % pid) as f:
+        vmas = sum(1 for _ in f)
+    return pss, vmas
+
+
+def test_idle_keepalive_connections_hold_no_stack(make_server):
+    """2,000 keep-alive connections between requests: each is a bare fd in
+    the netpoller, not a parked coroutine (a stack would be two more
+    mappings and at least one touched page per connection)."""
+    n = 2000
+    if raise_nofile(n + 200) < n + 200:
+        pytest.skip("RLIMIT_NOFILE too low")
+    srv = make_server(LAB + "KeepAliveTimeout 60\nMaxKeepAliveRequests 0\n")
+    child = one_child(srv)
+    warm = connect_many(srv.port, 200)
+    exchange(warm, harness.request_bytes("GET", "/lab/hello"))
+    close_all(warm)
+    time.sleep(0.3)
+    before = smaps(child)
+    socks = connect_many(srv.port, n)
+    try:
+        done, _ = exchange(socks, harness.request_bytes("GET", "/lab/hello"))
+        assert len(done) == n
+        time.sleep(0.3)
+        after = smaps(child)
+    finally:
+        close_all(socks)
+    per_conn = (after[0] - before[0]) * 1024.0 / n
+    print("idle keep-alive: %.0f bytes PSS per connection, VMAs %d -> %d"
+          % (per_conn, before[1], after[1]))
+    assert after[1] - before[1] < 64, "VMAs %d -> %d" % (before[1], after[1])
+    assert per_conn < 4096, "%.0f bytes per idle connection" % per_conn
