@@ -41,6 +41,9 @@
  *                             on demand) and idle connections cost no
  *                             worker.
  *
+ * The master is mpm/supervisor.c: it keeps StartServers children of the
+ * running generation, replacing lost ones at once.
+ *
  * Signals as in prefork: TERM stops at once; USR1 (graceful restart) and
  * WINCH (graceful stop) make a child stop accepting, close its idle
  * keep-alive connections, finish the requests in flight, and exit.
@@ -58,9 +61,7 @@
 #include <unistd.h>
 
 #include "conn.h"
-#include "listen.h"
 #include "log.h"
-#include "process.h"
 #include "supervisor.h"
 #include "coro/coro.h"
 

@@ -7,6 +7,8 @@
  * polling the listeners, so further clients wait in the kernel's backlog
  * until a child exits.  SIGCHLD wakes the master through the signal pipe
  * and every exited child is reaped at once: there are never zombies.
+ * Signals, reloads and reaping are mpm/supervisor.c's; accepting is the
+ * master's wait there.
  *
  * What this model costs is visible in the benchmarks: a fork() and an
  * exit() per connection, and one whole process per concurrent client.
@@ -23,9 +25,7 @@
 #include <unistd.h>
 
 #include "conn.h"
-#include "listen.h"
 #include "log.h"
-#include "process.h"
 #include "supervisor.h"
 
 #define TAG "mpm_fork"

@@ -4,7 +4,9 @@
  *
  * The master never serves.  It forks StartServers children, then once a
  * second keeps between MinSpareServers and MaxSpareServers of them idle,
- * replaces children that die, and turns signals into restarts and stops.
+ * replaces children that die, and turns signals into restarts and stops:
+ * the loop is mpm/supervisor.c, this file gives it the child and the
+ * spare policy (idle processes against Min/MaxSpareServers).
  * All children accept on the same non-blocking listening sockets: on Linux
  * a connection wakes them all but only one accept4() wins (the others see
  * EAGAIN), so no accept mutex is needed.
@@ -26,9 +28,7 @@
 #include <unistd.h>
 
 #include "conn.h"
-#include "listen.h"
 #include "log.h"
-#include "process.h"
 #include "status.h"
 #include "supervisor.h"
 

@@ -15,7 +15,8 @@
  * finish the connections they hold.
  *
  * The master manages processes like prefork but counts idle *threads*
- * (scoreboard slots) against MinSpareThreads / MaxSpareThreads.
+ * (scoreboard slots) against MinSpareThreads / MaxSpareThreads; the loop
+ * itself is mpm/supervisor.c.
  */
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE   /* accept4, pipe2, ppoll */
@@ -32,9 +33,7 @@
 #include <unistd.h>
 
 #include "conn.h"
-#include "listen.h"
 #include "log.h"
-#include "process.h"
 #include "supervisor.h"
 
 #define TAG "mpm_worker"

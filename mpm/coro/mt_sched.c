@@ -337,11 +337,12 @@ static void on_timer_dummy(struct coro_sched *s, coro_timer *t)
     (void)s, (void)t;                   /* mt_poll.c dispatches by type */
 }
 
-static coro_stack *stack_for_spawn(mt_sched *s, mt_worker *w)
+/* The worker's cache first, then the shared one, then a new mapping. */
+static coro_stack *stack_get(mt_sched *s, mt_worker *w)
 {
     coro_stack *st;
 
-    if (w && w->s == s)
+    if (w && w->s == s && w->stacks.free)
         return coro_stack_get(&w->stacks);
     pthread_mutex_lock(&s->slock);
     st = coro_stack_get(&s->stacks);
@@ -349,10 +350,21 @@ static coro_stack *stack_for_spawn(mt_sched *s, mt_worker *w)
     return st;
 }
 
+static void stack_put(mt_sched *s, mt_worker *w, coro_stack *st)
+{
+    if (w->stacks.cached < w->stacks.max_cached) {
+        coro_stack_put(&w->stacks, st);
+        return;
+    }
+    pthread_mutex_lock(&s->slock);
+    coro_stack_put(&s->stacks, st);     /* unmapped if this one is full too */
+    pthread_mutex_unlock(&s->slock);
+}
+
 mt_coro *mt_spawn(mt_sched *s, void (*fn)(void *), void *arg)
 {
     mt_worker *w = mt_worker_self();
-    coro_stack *st = stack_for_spawn(s, w);
+    coro_stack *st = stack_get(s, w);
     mt_coro *co;
 
     if (!st)
@@ -438,6 +450,16 @@ void mt_sleep_ms(int64_t ms)
     while (coro_now_ms() < deadline);
 }
 
+/* A retiring spare's cache goes to the shared one: unmapping it would
+ * cost a TLB shootdown per stack. */
+static void stacks_to_shared(mt_sched *s, mt_worker *w)
+{
+    pthread_mutex_lock(&s->slock);
+    while (w->stacks.free)
+        coro_stack_put(&s->stacks, coro_stack_get(&w->stacks));
+    pthread_mutex_unlock(&s->slock);
+}
+
 /* ------------------------------------------------------------- workers */
 
 static void finish(mt_worker *w, mt_coro *co)
@@ -445,7 +467,7 @@ static void finish(mt_worker *w, mt_coro *co)
     mt_sched *s = w->s;
 
     tsan_fiber_free(co->tsan_fiber);
-    coro_stack_put(&w->stacks, co->stack);
+    stack_put(s, w, co->stack);
     if (atomic_fetch_sub(&s->live, 1) == 1)
         mt_maybe_done(s);
 }
@@ -625,6 +647,12 @@ static void be_poller(mt_worker *w)
         mt_notify(s);
 }
 
+/* More usable workers than configured: a spare may go. */
+static bool surplus(mt_sched *s)
+{
+    return atomic_load(&s->running) - atomic_load(&s->nstuck) > s->nworkers;
+}
+
 static void idle_park(mt_worker *w)
 {
     mt_sched *s = w->s;
@@ -632,7 +660,7 @@ static void idle_park(mt_worker *w)
     pthread_mutex_lock(&s->idle_lock);
     atomic_fetch_add(&s->nidle, 1);
     while (s->wakeups == 0 && !work_visible(s) && !finished(s) &&
-           atomic_load(&s->polling))
+           atomic_load(&s->polling) && !(w->spare && surplus(s)))
         pthread_cond_wait(&s->idle_cond, &s->idle_lock);
     if (s->wakeups > 0)
         s->wakeups--;
@@ -666,12 +694,11 @@ static void worker_loop(mt_worker *w)
         }
         /* A spare retires when it runs out of work and enough workers
          * are usable again. */
-        if (w->spare && atomic_load(&s->running) - atomic_load(&s->nstuck) >
-                        s->nworkers)
+        if (w->spare && surplus(s))
             break;
         go_idle(w);
     }
-    coro_stack_pool_drain(&w->stacks);
+    stacks_to_shared(s, w);
     coro_stack_guard_remove(w->altstack);
     w->altstack = NULL;
     tls_worker = NULL;
@@ -803,6 +830,12 @@ static void monitor_check(mt_sched *s, mon_track *tr, int64_t now)
     /* Nobody watches the network or the timers while others are parked. */
     if (!atomic_load(&s->polling) && atomic_load(&s->nidle) > 0)
         wake_one(s);
+    /* The stuck workers are back: parked spares may retire. */
+    if (surplus(s) && atomic_load(&s->nidle) > 0) {
+        pthread_mutex_lock(&s->idle_lock);
+        pthread_cond_broadcast(&s->idle_cond);
+        pthread_mutex_unlock(&s->idle_lock);
+    }
 }
 
 static void *monitor_main(void *arg)
@@ -853,8 +886,8 @@ mt_sched *mt_sched_create(const mt_opts *opts)
     if (s->stack_size < STACK_MIN)
         s->stack_size = STACK_MIN;
     s->stack_cache = s->opts.stack_cache ? s->opts.stack_cache
-                                         : CORO_STACK_CACHE_DEFAULT;
-    coro_stack_pool_init(&s->stacks, s->stack_size, s->stack_cache);
+                                         : MT_STACK_CACHE_DEFAULT;
+    coro_stack_pool_init(&s->stacks, s->stack_size, MT_SHARED_STACK_CACHE);
     for (unsigned i = 0; i < s->nworkers; i++)
         worker_init(s, i, false);
     pthread_mutex_init(&s->ilock, NULL);

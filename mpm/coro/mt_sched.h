@@ -83,11 +83,21 @@ typedef struct mt_coro mt_coro;
 #define MT_NEXT_CAP 3u
 #define MT_INJECT_INTERVAL 61u
 #define MT_STUCK_MS 10
+/*
+ * Stack caches: per worker, backed by a shared one.  Larger than the
+ * single-thread runtime's 64 because in a multi-threaded process every
+ * munmap is a TLB shootdown (an IPI to each CPU running a worker), and
+ * stacks drift from the worker that spawns (the poller) to the ones that
+ * finish: without the shared level a burst of short requests mapped and
+ * unmapped a stack per request.  8192 cached stacks are 16K VMAs.
+ */
+#define MT_STACK_CACHE_DEFAULT 256u
+#define MT_SHARED_STACK_CACHE 8192u
 
 typedef struct mt_opts {
     unsigned threads;           /* workers; 0: online CPUs */
     size_t stack_size;          /* usable bytes per stack; 0: 64 KiB */
-    unsigned stack_cache;       /* free stacks kept per worker; 0: 64 */
+    unsigned stack_cache;       /* free stacks kept per worker; 0: 256 */
     unsigned blocking_max;      /* blocking pool threads; 0: 16 */
     bool no_monitor;            /* tests: no stuck-worker rescue */
     /* Signals unblocked only while the poller sleeps (pselect pattern). */
