@@ -86,9 +86,12 @@ void qt_sb_set_state(void *slot, enum qt_sb_state state)
 }
 
 /* Bounded copy that always terminates; status pages show a prefix. */
+/* Truncating copy; per request, so no snprintf. */
 static void copy_field(char *dst, size_t size, const char *src)
 {
-    snprintf(dst, size, "%s", src ? src : "");
+    size_t n = src ? strnlen(src, size - 1) : 0;
+    memcpy(dst, src ? src : "", n);
+    dst[n] = '\0';
 }
 
 void qt_sb_note_request(void *slot, const char *client, const char *vhost,

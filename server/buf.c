@@ -59,15 +59,34 @@ void qt_buf_puts(qt_buf *b, const char *s)
 
 void qt_buf_vprintf(qt_buf *b, const char *fmt, va_list ap)
 {
+    /* Format straight into the spare room; only a miss formats twice. */
+    qt_buf_reserve(b, 64);
     va_list ap2;
     va_copy(ap2, ap);
-    int n = vsnprintf(NULL, 0, fmt, ap2);
+    size_t room = b->cap - b->len;
+    int n = vsnprintf(b->data + b->len, room, fmt, ap2);
     va_end(ap2);
     if (n <= 0)
         return;
-    qt_buf_reserve(b, (size_t)n + 1);
-    vsnprintf(b->data + b->len, (size_t)n + 1, fmt, ap);
+    if ((size_t)n >= room) {
+        qt_buf_reserve(b, (size_t)n + 1);
+        vsnprintf(b->data + b->len, (size_t)n + 1, fmt, ap);
+    }
     b->len += (size_t)n;
+}
+
+void qt_buf_put_u64(qt_buf *b, uint64_t v)
+{
+    char tmp[20];
+    size_t n = 0;
+    do {
+        tmp[n++] = (char)('0' + v % 10);
+        v /= 10;
+    } while (v);
+    qt_buf_reserve(b, n);
+    for (size_t i = 0; i < n; i++)
+        b->data[b->len + i] = tmp[n - 1 - i];
+    b->len += n;
 }
 
 void qt_buf_printf(qt_buf *b, const char *fmt, ...)

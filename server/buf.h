@@ -10,6 +10,7 @@
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 typedef struct {
     const char *p;
@@ -43,6 +44,8 @@ void qt_buf_printf(qt_buf *b, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 void qt_buf_vprintf(qt_buf *b, const char *fmt, va_list ap)
     __attribute__((format(printf, 2, 0)));
+/* Appends v in decimal (no printf on hot paths). */
+void qt_buf_put_u64(qt_buf *b, uint64_t v);
 /* Drops the first n bytes, moving the rest to the front. */
 void qt_buf_consume(qt_buf *b, size_t n);
 /* Appends s with &, <, >, " and ' escaped for HTML text and attributes. */

@@ -164,10 +164,10 @@ static void note_request(qt_conn *c, const qt_http_request *h)
                        qt_pstrndup(c->rpool, h->request_line.p, h->request_line.n));
 }
 
-static void serve_one(qt_conn *c, qt_http_request *h, size_t head_len)
+static void serve_one(qt_conn *c, qt_request *r, size_t head_len)
 {
-    qt_request *r = qt_request_new(c, c->rpool, h, head_len);
-    note_request(c, h);
+    qt_request_start(r, head_len);
+    note_request(c, &r->http);
     qt_request_process(r);
     while (r->redirected)      /* the response belongs to the last one */
         r = r->redirected;
@@ -181,18 +181,18 @@ int qt_conn_serve(qt_conn *c)
 {
     const qt_server *s = c->cfg->main;
     if (!c->rpool)
-        c->rpool = qt_pool_create(8192);
+        c->rpool = qt_pool_create(16384);   /* a request and its head fit */
     for (;;) {
-        qt_http_request *h = qt_palloc(c->rpool, sizeof(*h));
+        qt_request *r = qt_request_alloc(c, c->rpool);
         qt_sb_set_state(c->scoreboard_slot, QT_SB_BUSY_READ);
-        ssize_t n = read_head(c, s, h);
+        ssize_t n = read_head(c, s, &r->http);
         if (n == 0)
             return QT_CONN_CLOSE;
         if (n < 0) {
             early_error(c, c->rpool, s, (int)-n);
             return QT_CONN_CLOSE;
         }
-        serve_one(c, h, (size_t)n);
+        serve_one(c, r, (size_t)n);
         c->requests++;
         qt_buf_consume(&c->in, c->in_pos);
         c->in_pos = 0;
@@ -201,11 +201,15 @@ int qt_conn_serve(qt_conn *c)
             return QT_CONN_CLOSE;
         c->idle_since_ms = qt_now_ms();
         if (c->in.len == 0) {
-            /* Idle: give the buffers back so a parked connection is small. */
-            qt_buf_free(&c->in);
-            qt_buf_free(&c->out);
-            qt_pool_destroy(c->rpool);
-            c->rpool = NULL;
+            /* Idle: under event/hybrid give the buffers back, so a parked
+             * connection costs little more than its fd.  A process or
+             * thread MPM keeps them: the context is held anyway. */
+            if (qt_active_mpm && (qt_active_mpm->flags & QT_MPM_ASYNC)) {
+                qt_buf_free(&c->in);
+                qt_buf_free(&c->out);
+                qt_pool_destroy(c->rpool);
+                c->rpool = NULL;
+            }
             qt_sb_set_state(c->scoreboard_slot, QT_SB_KEEPALIVE);
             return QT_CONN_IDLE;
         }

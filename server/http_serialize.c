@@ -23,10 +23,15 @@ static void field(qt_buf *b, const char *name, const char *value)
 void qt_http_serialize_head(qt_buf *b, const qt_response_head *h)
 {
     qt_buf_reserve(b, 256);
-    if (h->status_line && safe_value(h->status_line))
-        qt_buf_printf(b, "HTTP/1.1 %s\r\n", h->status_line);
-    else
-        qt_buf_printf(b, "HTTP/1.1 %d %s\r\n", h->status, qt_http_reason(h->status));
+    qt_buf_append(b, "HTTP/1.1 ", 9);
+    if (h->status_line && safe_value(h->status_line)) {
+        qt_buf_puts(b, h->status_line);
+    } else {
+        qt_buf_put_u64(b, (uint64_t)(h->status > 0 ? h->status : 500));
+        qt_buf_append(b, " ", 1);
+        qt_buf_puts(b, qt_http_reason(h->status));
+    }
+    qt_buf_append(b, "\r\n", 2);
     if (h->date)
         field(b, "Date", h->date);
     if (h->server)
@@ -36,8 +41,11 @@ void qt_http_serialize_head(qt_buf *b, const qt_response_head *h)
     bool bodyless = qt_http_status_bodyless(h->status);
     if (h->content_type && !bodyless)
         field(b, "Content-Type", h->content_type);
-    if (h->content_length >= 0 && !bodyless)
-        qt_buf_printf(b, "Content-Length: %lld\r\n", (long long)h->content_length);
+    if (h->content_length >= 0 && !bodyless) {
+        qt_buf_append(b, "Content-Length: ", 16);
+        qt_buf_put_u64(b, (uint64_t)h->content_length);
+        qt_buf_append(b, "\r\n", 2);
+    }
     else if (h->chunked && !bodyless)
         qt_buf_puts(b, "Transfer-Encoding: chunked\r\n");
     if (h->connection == QT_CONN_HDR_CLOSE)

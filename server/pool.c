@@ -174,6 +174,26 @@ char *qt_pstrdup(qt_pool *p, const char *s)
     return s ? qt_pstrndup(p, s, strlen(s)) : NULL;
 }
 
+char *qt_pstrcat(qt_pool *p, ...)
+{
+    va_list ap;
+    size_t total = 0;
+    va_start(ap, p);
+    for (const char *s = va_arg(ap, const char *); s; s = va_arg(ap, const char *))
+        total += strlen(s);
+    va_end(ap);
+    char *out = qt_palloc(p, total + 1), *w = out;
+    va_start(ap, p);
+    for (const char *s = va_arg(ap, const char *); s; s = va_arg(ap, const char *)) {
+        size_t n = strlen(s);
+        memcpy(w, s, n);
+        w += n;
+    }
+    va_end(ap);
+    *w = '\0';
+    return out;
+}
+
 char *qt_pvsprintf(qt_pool *p, const char *fmt, va_list ap)
 {
     va_list ap2;

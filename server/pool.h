@@ -29,6 +29,8 @@ void *qt_pcalloc(qt_pool *p, size_t n);
 char *qt_pstrdup(qt_pool *p, const char *s);
 char *qt_pstrndup(qt_pool *p, const char *s, size_t n);
 void *qt_pmemdup(qt_pool *p, const void *m, size_t n);
+/* Concatenates the strings up to a NULL: the cheap path for building names. */
+char *qt_pstrcat(qt_pool *p, ...) __attribute__((sentinel));
 char *qt_psprintf(qt_pool *p, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 char *qt_pvsprintf(qt_pool *p, const char *fmt, va_list ap)

@@ -43,7 +43,6 @@ struct qt_request {
     qt_conn *conn;
     const qt_config *cfg;
     const qt_server *server;           /* the virtual host chosen */
-    qt_http_request http;              /* the parsed head */
     qt_request *prev;                  /* before an internal redirect */
     qt_request *redirected;            /* after an internal redirect */
 
@@ -95,6 +94,10 @@ struct qt_request {
     qt_active_filter *filters;         /* output filters, outermost first */
     qt_active_filter *filter_cur;      /* filter now running (qt_filter_pass) */
     const char *error_notes;           /* for the error log */
+
+    /* The parsed head, last: its 4 KiB header array is filled by the
+     * parser, never cleared (qt_request_alloc zeroes everything else). */
+    qt_http_request http;
 };
 
 /* Input headers. */

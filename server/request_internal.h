@@ -4,8 +4,10 @@
 
 #include "request.h"
 
-/* A request for the head h (head_len bytes at the start of c->in). */
-qt_request *qt_request_new(qt_conn *c, qt_pool *p, qt_http_request *h, size_t head_len);
+/* A zeroed request (but for r->http.headers) ready for the parser. */
+qt_request *qt_request_alloc(qt_conn *c, qt_pool *p);
+/* Sets the request up from r->http, parsed from head_len bytes of c->in. */
+void qt_request_start(qt_request *r, size_t head_len);
 /* A request with no usable head, to answer an early error (400, 414, 408). */
 qt_request *qt_request_new_bare(qt_conn *c, qt_pool *p, const qt_server *s);
 /* Routes and runs the handler; every outcome ends in a response. */

@@ -127,15 +127,15 @@ static int map_url(qt_request *r)
         bool slash = tl > 0 && m->target[tl - 1] == '/';
         if (slash && rest[0] == '/')
             rest++;
-        r->filename = qt_psprintf(r->pool, "%s%s%s", m->target,
-                                  (!slash && rest[0] && rest[0] != '/') ? "/" : "", rest);
+        r->filename = qt_pstrcat(r->pool, m->target,
+                                 (!slash && rest[0] && rest[0] != '/') ? "/" : "", rest, NULL);
         r->uri_prefix = qt_pstrndup(r->pool, r->path, n);
         r->context_root = m->target;
         r->script_alias = m->kind == QT_MAP_SCRIPTALIAS;
         return 0;
     }
     const char *root = s->document_root ? s->document_root : "/nonexistent";
-    r->filename = qt_psprintf(r->pool, "%s%s", root, r->path);
+    r->filename = qt_pstrcat(r->pool, root, r->path, NULL);
     r->uri_prefix = "";
     r->context_root = root;
     return 0;
@@ -218,18 +218,31 @@ static const qt_dir_conf *merge_kind(qt_request *r, const qt_server *s, const qt
                                      enum qt_section_kind kind, bool regex,
                                      const char *subject)
 {
-    /* Plain <Directory> sections apply from the shortest path to the longest. */
+    /* Plain <Directory> sections apply from the shortest path to the
+     * longest, file order among equals: collect the matches, then an
+     * insertion sort by depth (stable, and the lists are short). */
     if (kind == QT_SEC_DIRECTORY && !regex) {
-        for (size_t depth = 0; depth <= depth_of(subject) + 1; depth++) {
-            for (size_t i = 0; i < s->nsections; i++) {
-                const qt_section *sec = &s->sections[i];
-                if (sec->kind != kind || sec->is_regex ||
-                    (strcmp(sec->match, "/") == 0 ? 0 : depth_of(sec->match)) != depth)
-                    continue;
-                if (dir_section_matches(sec, subject))
-                    dc = qt_dir_conf_merge(r->cfg, r->pool, dc, sec->conf);
+        const qt_section *hits[64];
+        size_t depth[64], n = 0;
+        for (size_t i = 0; i < s->nsections; i++) {
+            const qt_section *sec = &s->sections[i];
+            if (sec->kind != kind || sec->is_regex || !dir_section_matches(sec, subject))
+                continue;
+            size_t d = strcmp(sec->match, "/") == 0 ? 0 : depth_of(sec->match);
+            if (n == 64) {                  /* absurd configs: merge in file order */
+                dc = qt_dir_conf_merge(r->cfg, r->pool, dc, sec->conf);
+                continue;
             }
+            size_t j = n++;
+            for (; j > 0 && depth[j - 1] > d; j--) {
+                hits[j] = hits[j - 1];
+                depth[j] = depth[j - 1];
+            }
+            hits[j] = sec;
+            depth[j] = d;
         }
+        for (size_t i = 0; i < n; i++)
+            dc = qt_dir_conf_merge(r->cfg, r->pool, dc, hits[i]->conf);
         return dc;
     }
     for (size_t i = 0; i < s->nsections; i++) {

@@ -229,13 +229,15 @@ void mt_schedule(mt_sched *s, mt_coro *co)
 {
     mt_worker *w = mt_worker_self();
 
-    if (w && w->s == s) {
-        /* The one woken last runs next (cache-warm), the previous one
-         * goes to the back of the ring. */
+    if (w && w->s == s && w->current) {
+        /* Woken by a running coroutine (a hand-off): it runs next, while
+         * its data is cache-warm; the previous one goes to the back. */
         mt_coro *old = atomic_exchange(&w->next, co);
 
         if (old)
             push_tail(w, old);
+    } else if (w && w->s == s) {
+        push_tail(w, co);               /* timers, netpoller: in order */
     } else {
         mt_inject_push(s, co);
     }

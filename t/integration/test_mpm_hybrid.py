@@ -75,8 +75,9 @@ def connect_many(port, n, batch=500):
 
 
 def exchange(socks, request, timeout=60):
-    """Sends `request` on every socket at once; {index: response bytes}.
-    Returns (responses, seconds from the first send to the last reply)."""
+    """Sends `request` on every socket at once.  Returns ({index: response
+    bytes}, seconds from the first send to the last reply, seconds the
+    sending took)."""
     sel = selectors.DefaultSelector()
     bufs = {}
     t0 = time.monotonic()
@@ -84,6 +85,7 @@ def exchange(socks, request, timeout=60):
         s.send(request)
         sel.register(s, selectors.EVENT_READ, i)
         bufs[i] = b""
+    send_time = time.monotonic() - t0
     done, deadline = {}, t0 + timeout
     while len(done) < len(socks) and time.monotonic() < deadline:
         for key, _ in sel.select(1):
@@ -98,7 +100,7 @@ def exchange(socks, request, timeout=60):
                 sel.unregister(key.fileobj)
     took = time.monotonic() - t0
     sel.close()
-    return done, took
+    return done, took, send_time
 
 
 def complete(buf):
@@ -141,22 +143,17 @@ def test_default_threads_is_online_cpus(make_server):
 
 @pytest.mark.parametrize("value", ["0", "65", "two"])
 def test_bad_threads_refused(make_server, value):
-    srv = make_server(LAB + "Threads %s\n" % value)
-    with pytest.raises(AssertionError):
-        srv.start()
+    srv = make_server(LAB + "Threads %s\n" % value, start=False)
+    p = srv.cmd("-t")
+    assert p.returncode != 0, p
+    assert "Threads" in p.stderr, p.stderr
 
 
 # ---------------------------------------------------------- concurrency
 
-SLEEP_MS = 100
-SLEEPERS = 10000
-
-
-def test_ten_thousand_sleepers_take_about_one_sleep(make_server):
-    """10,000 requests each sleeping 100 ms, all in flight at once: the
-    coroutines park side by side, so the whole batch completes in about
-    one sleep period (a thread or process per request could not)."""
-    n = SLEEPERS
+def sleepers(make_server, n, ms):
+    """n connections, each asking for one ms-long sleep at once; returns
+    the seconds from the last request sent to the last reply."""
     if raise_nofile(n + 200) < n + 200:
         pytest.skip("RLIMIT_NOFILE too low for %d connections" % n)
     srv = make_server(LAB + "Threads 2\nMaxRequestWorkers %d\nListenBacklog 4096\n"
@@ -164,15 +161,31 @@ def test_ten_thousand_sleepers_take_about_one_sleep(make_server):
     one_child(srv)
     socks = connect_many(srv.port, n)
     try:
-        req = harness.request_bytes("GET", "/lab/sleep?ms=%d" % SLEEP_MS)
-        done, took = exchange(socks, req)
+        req = harness.request_bytes("GET", "/lab/sleep?ms=%d" % ms)
+        done, took, send_time = exchange(socks, req)
     finally:
         close_all(socks)
     statuses = [status_of(r) for r in done.values()]
     assert len(done) == n and statuses.count(200) == n, \
         "%d replies, %d OK" % (len(done), statuses.count(200))
-    # Property, not a benchmark: far below what serial waiting would take.
-    assert took < 10 * SLEEP_MS / 1000.0, "took %.2fs" % took
+    return took - send_time
+
+
+def test_two_thousand_sleepers_take_about_one_sleep(make_server):
+    """2,000 requests sleeping 100 ms, all in flight at once: the
+    coroutines park side by side.  Serially that is 200 s; a pool of 400
+    threads (MaxRequestWorkers' default) needs 5 rounds, 0.5 s."""
+    after_send = sleepers(make_server, 2000, 100)
+    assert after_send < 10 * 0.1, "%.2fs after the last request" % after_send
+
+
+def test_ten_thousand_sleepers_at_once(make_server):
+    """10,000 coroutines parked at once (10,000 connections, 1 s sleeps:
+    long enough that the client's and the server's CPU time for 10,000
+    requests on a 2-core machine stays small beside it).  A pool of 400
+    threads would need 25 rounds, 25 s."""
+    after_send = sleepers(make_server, 10000, 1000)
+    assert after_send < 10 * 1.0, "%.2fs after the last request" % after_send
 
 
 def test_cpu_heavy_request_does_not_hold_up_the_others(make_server):
@@ -216,27 +229,30 @@ def smaps(pid):
 def test_idle_keepalive_connections_hold_no_stack(make_server):
     """2,000 keep-alive connections between requests: each is a bare fd in
     the netpoller, not a parked coroutine (a stack would be two more
-    mappings and at least one touched page per connection)."""
+    mappings and at least one touched page per connection).  A first
+    round of as many concurrent requests fills the stack caches, so the
+    second round's idle connections are all that grows."""
     n = 2000
     if raise_nofile(n + 200) < n + 200:
         pytest.skip("RLIMIT_NOFILE too low")
     srv = make_server(LAB + "KeepAliveTimeout 60\nMaxKeepAliveRequests 0\n")
     child = one_child(srv)
-    warm = connect_many(srv.port, 200)
-    exchange(warm, harness.request_bytes("GET", "/lab/hello"))
+    hello = harness.request_bytes("GET", "/lab/hello")
+    warm = connect_many(srv.port, n)
+    exchange(warm, hello)
     close_all(warm)
-    time.sleep(0.3)
+    time.sleep(0.5)
     before = smaps(child)
     socks = connect_many(srv.port, n)
     try:
-        done, _ = exchange(socks, harness.request_bytes("GET", "/lab/hello"))
+        done = exchange(socks, hello)[0]
         assert len(done) == n
-        time.sleep(0.3)
+        time.sleep(0.5)
         after = smaps(child)
     finally:
         close_all(socks)
     per_conn = (after[0] - before[0]) * 1024.0 / n
     print("idle keep-alive: %.0f bytes PSS per connection, VMAs %d -> %d"
           % (per_conn, before[1], after[1]))
-    assert after[1] - before[1] < 64, "VMAs %d -> %d" % (before[1], after[1])
+    assert after[1] - before[1] < n / 10, "VMAs %d -> %d" % (before[1], after[1])
     assert per_conn < 4096, "%.0f bytes per idle connection" % per_conn
