@@ -52,6 +52,7 @@
 #define _GNU_SOURCE   /* accept4 */
 #endif
 #include <errno.h>
+#include <malloc.h>
 #include <math.h>
 #include <poll.h>
 #include <signal.h>
@@ -195,6 +196,7 @@ struct ev_child {
     unsigned max_active;
     unsigned long open;           /* connections open */
     unsigned long accepted;
+    coro *trimmer;                    /* gives freed memory back after bursts */
     unsigned long max_conns;      /* MaxConnectionsPerChild, 0: none */
     ev_conn *idle_head, *idle_tail;
     volatile sig_atomic_t *stop_flag;
@@ -448,6 +450,8 @@ static void begin_stop(ev_child *ch)
         return;
     ch->stopping = true;
     qt_sb_set_state(ch->slot, QT_SB_GRACEFUL);
+    if (ch->trimmer)
+        coro_ready(ch->trimmer);
     for (size_t i = 0; i < ch->nls; i++)
         if (ch->ls[i].acceptor)
             coro_ready(ch->ls[i].acceptor);
@@ -471,6 +475,26 @@ static void on_master_gone(int fd, int result, void *arg)
 }
 
 /* After every wake-up of the loop: a stop signal, or a newer generation. */
+/*
+ * After a burst, freed request buffers stay in malloc's free lists as
+ * resident pages.  Once a second, if connections came and nothing is in
+ * flight, hand them back: idle connections are then all that memory pays
+ * for.  begin_stop() wakes this coroutine so it ends with the child.
+ */
+static void trimmer(void *arg)
+{
+    ev_child *ch = arg;
+    unsigned long seen = 0;
+
+    while (!ch->stopping) {
+        coro_park_until(qt_now_ms() + 1000);
+        if (ch->stopping || ch->active > 0 || ch->accepted == seen)
+            continue;
+        seen = ch->accepted;
+        malloc_trim(0);
+    }
+}
+
 static void on_tick(coro_sched *s, void *arg)
 {
     ev_child *ch = arg;
@@ -492,7 +516,10 @@ static void child_start(void *arg)
         coro_watch_fd(ch->death_fd, 0, on_master_gone, ch);
     for (size_t i = 0; i < ch->nls; i++)
         ch->ls[i].acceptor = coro_spawn(ch->sched, acceptor, &ch->ls[i]);
+    ch->trimmer = coro_spawn(ch->sched, trimmer, ch);
     qt_sb_set_state(ch->slot, QT_SB_READY);
+    /* A stop that arrived while starting must not wait for a first event. */
+    on_tick(ch->sched, ch);
 }
 
 static void setup_listeners(ev_child *ch)

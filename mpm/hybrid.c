@@ -55,6 +55,7 @@
 #include "log.h"
 #include "mpm_common.h"
 #include "process.h"
+#include "status.h"
 #include "coro/mt_sched.h"
 
 #define TAG "mpm_hybrid"
@@ -766,6 +767,24 @@ static int hybrid_run(qt_runtime *rt)
     return rt->one_process ? one_process_run(rt) : master_run(rt);
 }
 
+/* server-status: what the runtime of this child is doing. */
+static void hybrid_status(qt_status_report *rep)
+{
+    mt_sched *s = mt_current();
+    mt_stats st;
+
+    if (!s)
+        return;
+    mt_sched_stats(s, &st);
+    qt_status_add(rep, "Threads", "%u", st.workers);
+    qt_status_add(rep, "Coroutines", "%u", st.live);
+    qt_status_add(rep, "WatchedIdleFds", "%u", st.watches);
+    qt_status_add(rep, "CoroutinesCreated", "%llu", st.created);
+    qt_status_add(rep, "Steals", "%llu", st.steals);
+    qt_status_add(rep, "MonitorHandoffs", "%llu", st.handoffs);
+    qt_status_add(rep, "SpareThreadsStarted", "%llu", st.spares);
+}
+
 /* ------------------------------------------------------------- module */
 
 static const qt_directive hybrid_directives[] = {
@@ -794,6 +813,7 @@ static const qt_mpm hybrid_mpm = {
     .wait_fd = mt_wait_fd,
     .sleep_ms = mt_sleep_ms,
     .run_blocking = mt_run_blocking,
+    .status = hybrid_status,
 };
 
 const qt_module mpm_hybrid_module = {

@@ -37,14 +37,14 @@
 #define LINGER_MS 2000           /* per read while draining before close */
 #define LINGER_TOTAL_MS 30000
 
-static void addr_text(const struct sockaddr_storage *ss, char *ip, size_t iplen, int *port)
+static void addr_text(const qt_sockaddr *ss, char *ip, size_t iplen, int *port)
 {
-    if (ss->ss_family == AF_INET6) {
-        const struct sockaddr_in6 *s6 = (const struct sockaddr_in6 *)ss;
+    if (ss->sa.sa_family == AF_INET6) {
+        const struct sockaddr_in6 *s6 = &ss->in6;
         inet_ntop(AF_INET6, &s6->sin6_addr, ip, (socklen_t)iplen);
         *port = ntohs(s6->sin6_port);
-    } else if (ss->ss_family == AF_INET) {
-        const struct sockaddr_in *s4 = (const struct sockaddr_in *)ss;
+    } else if (ss->sa.sa_family == AF_INET) {
+        const struct sockaddr_in *s4 = &ss->in;
         inet_ntop(AF_INET, &s4->sin_addr, ip, (socklen_t)iplen);
         *port = ntohs(s4->sin_port);
     } else {
@@ -65,7 +65,8 @@ static bool listener_is_wildcard(const qt_listener *l)
 qt_conn *qt_conn_create(const qt_config *cfg, int fd, const qt_listener *l,
                         const struct sockaddr *peer, socklen_t peerlen)
 {
-    qt_pool *pool = qt_pool_create(1024);
+    /* Sized for the struct and the MPM's few bytes: idle memory counts. */
+    qt_pool *pool = qt_pool_create(sizeof(qt_conn) + 192);
     qt_conn *c = qt_pcalloc(pool, sizeof(*c));
     c->pool = pool;
     c->fd = fd;
@@ -80,10 +81,10 @@ qt_conn *qt_conn_create(const qt_config *cfg, int fd, const qt_listener *l,
     addr_text(&c->peer, c->peer_ip, sizeof(c->peer_ip), &c->peer_port);
     /* The local address is the listener's unless it listens on a wildcard. */
     socklen_t len = sizeof(c->local);
-    if (l && !listener_is_wildcard(l))
+    if (l && !listener_is_wildcard(l) && l->addrlen <= sizeof(c->local))
         memcpy(&c->local, &l->addr, l->addrlen);
     else
-        getsockname(fd, (struct sockaddr *)&c->local, &len);
+        getsockname(fd, &c->local.sa, &len);
     addr_text(&c->local, c->local_ip, sizeof(c->local_ip), &c->local_port);
     /* Responses go out in one writev; Nagle would only delay pipelined ones. */
     int one = 1;

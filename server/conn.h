@@ -13,6 +13,7 @@
 #include <stdbool.h>
 #include <signal.h>
 #include <stdint.h>
+#include <netinet/in.h>
 #include <sys/socket.h>
 #include <sys/types.h>
 #include <sys/uio.h>
@@ -22,6 +23,14 @@
 #include "pool.h"
 
 typedef struct qt_conn qt_conn;
+
+/* An IPv4 or IPv6 socket address in 28 bytes (sockaddr_storage is 128:
+ * it matters when 10,000 idle connections each hold two). */
+typedef union {
+    struct sockaddr sa;
+    struct sockaddr_in in;
+    struct sockaddr_in6 in6;
+} qt_sockaddr;
 
 /*
  * A transport moves bytes; every call is non-blocking and returns the byte
@@ -60,10 +69,10 @@ struct qt_conn {
     qt_buf out;                       /* response head waiting to go out with
                                          the first body bytes */
     qt_pool *rpool;                   /* request pool, cleared per request */
-    struct sockaddr_storage peer, local;
-    char peer_ip[64];                 /* text forms */
+    qt_sockaddr peer, local;
+    char peer_ip[48];                 /* text forms (INET6_ADDRSTRLEN is 46) */
     int peer_port;
-    char local_ip[64];
+    char local_ip[48];
     int local_port;
 
     unsigned requests;                /* served on this connection */

@@ -336,17 +336,17 @@ static int check_symlinks(qt_request *r)
     return 0;
 }
 
-static bool ip_in(const qt_ipnet *net, const struct sockaddr_storage *ss)
+static bool ip_in(const qt_ipnet *net, const qt_sockaddr *ss)
 {
     const unsigned char *a;
     unsigned char mapped[16];
     size_t alen;
-    if (ss->ss_family == AF_INET) {
-        const struct sockaddr_in *s4 = (const struct sockaddr_in *)ss;
+    if (ss->sa.sa_family == AF_INET) {
+        const struct sockaddr_in *s4 = &ss->in;
         a = (const unsigned char *)&s4->sin_addr;
         alen = 4;
     } else {
-        const struct sockaddr_in6 *s6 = (const struct sockaddr_in6 *)ss;
+        const struct sockaddr_in6 *s6 = &ss->in6;
         a = s6->sin6_addr.s6_addr;
         alen = 16;
         if (net->family == AF_INET && IN6_IS_ADDR_V4MAPPED(&s6->sin6_addr)) {

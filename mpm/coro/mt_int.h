@@ -10,6 +10,7 @@
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
+#include <time.h>
 
 #include "mt_sched.h"
 #include "ctx.h"
@@ -73,6 +74,8 @@ struct mt_worker {
     _Atomic uint64_t resumes;   /* the monitor's progress counter */
     _Atomic bool in_coro;
     bool stuck;                 /* the monitor's view (monitor thread only) */
+    _Atomic int tid;            /* kernel thread id, for the monitor */
+    _Atomic int cpu_clock;      /* its CPU-time clockid_t, for the monitor */
     const void *main_lo;        /* ASan: the worker's stack */
     size_t main_size;
     void *asan_fake;

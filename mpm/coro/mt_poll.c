@@ -517,10 +517,12 @@ void mt_poll(mt_sched *s, int timeout_ms)
     struct epoll_event evs[MAX_EVENTS];
     int n;
 
-    if (s->opts.poll_sigmask && timeout_ms != 0)
+    if (s->opts.poll_sigmask)
         n = epoll_pwait(s->epfd, evs, MAX_EVENTS, timeout_ms, s->opts.poll_sigmask);
     else
         n = epoll_wait(s->epfd, evs, MAX_EVENTS, timeout_ms);
+    /* Awake now: timers armed by what we dispatch need no eventfd break. */
+    atomic_store(&s->poll_blocked, 0);
     for (int i = 0; i < n; i++) {
         int fd = evs[i].data.fd;
         mt_fdslot *sl;

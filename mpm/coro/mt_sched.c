@@ -3,8 +3,10 @@
 #define _GNU_SOURCE
 #endif
 #include <errno.h>
+#include <fcntl.h>
 #include <limits.h>
 #include <signal.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -474,13 +476,26 @@ static void finish(mt_worker *w, mt_coro *co)
         mt_maybe_done(s);
 }
 
+static void bump(_Atomic uint64_t *c)
+{
+    atomic_store_explicit(c, atomic_load_explicit(c, memory_order_relaxed) + 1,
+                          memory_order_relaxed);
+}
+
+static void bump_ull(_Atomic unsigned long long *c)
+{
+    atomic_store_explicit(c, atomic_load_explicit(c, memory_order_relaxed) + 1,
+                          memory_order_relaxed);
+}
+
 static void resume(mt_worker *w, mt_coro *co)
 {
     co->worker = w;
     w->current = co;
-    atomic_fetch_add_explicit(&w->resumes, 1, memory_order_relaxed);
+    /* Single writer: plain relaxed stores, no locked instruction. */
+    bump(&w->resumes);
+    bump_ull(&w->switches);
     atomic_store_explicit(&w->in_coro, true, memory_order_relaxed);
-    atomic_fetch_add_explicit(&w->switches, 1, memory_order_relaxed);
     asan_start(&w->asan_fake, co->stack->lo, usable_size(co));
     tsan_enter(co->tsan_fiber);
     coro_ctx_switch(&w->ctx, &co->ctx);
@@ -506,6 +521,7 @@ static mt_coro *next_local(mt_worker *w)
     mt_coro *co;
 
     if (w->next_runs < MT_NEXT_CAP &&
+        atomic_load_explicit(&w->next, memory_order_relaxed) &&
         (co = atomic_exchange(&w->next, NULL)) != NULL) {
         w->next_runs++;
         return co;
@@ -513,6 +529,8 @@ static mt_coro *next_local(mt_worker *w)
     w->next_runs = 0;
     if ((co = mt_ring_pop(&w->ring)) != NULL)
         return co;
+    if (!atomic_load_explicit(&w->next, memory_order_relaxed))
+        return NULL;
     return atomic_exchange(&w->next, NULL);
 }
 
@@ -586,7 +604,9 @@ static void poll_nonblocking(mt_sched *s)
 
 static bool timers_due(mt_sched *s)
 {
-    return atomic_load_explicit(&s->next_timer, memory_order_relaxed) <= coro_now_ms();
+    int64_t next = atomic_load_explicit(&s->next_timer, memory_order_relaxed);
+
+    return next != INT64_MAX && next <= coro_now_ms();
 }
 
 static mt_coro *find_work(mt_worker *w)
@@ -594,12 +614,17 @@ static mt_coro *find_work(mt_worker *w)
     mt_sched *s = w->s;
     mt_coro *co;
 
-    /* Fairness: the inject queue and the network, every 61 ticks. */
+    /* Fairness: timers, the inject queue and the network every 61 ticks
+     * (reading the clock can be a syscall on a VM: not every tick). */
     if (++w->tick % MT_INJECT_INTERVAL == 0) {
+        if (timers_due(s))
+            mt_timers_fire(s);
         if ((co = mt_inject_pop(s)) != NULL)
             return co;
         poll_nonblocking(s);
     }
+    if ((co = next_local(w)) != NULL)
+        return co;
     if (timers_due(s))
         mt_timers_fire(s);
     if ((co = next_local(w)) != NULL || (co = mt_inject_pop(s)) != NULL)
@@ -683,8 +708,12 @@ static void go_idle(mt_worker *w)
 static void worker_loop(mt_worker *w)
 {
     mt_sched *s = w->s;
+    clockid_t clock;
 
     tls_worker = w;
+    atomic_store(&w->tid, (int)gettid());
+    if (pthread_getcpuclockid(pthread_self(), &clock) == 0)
+        atomic_store(&w->cpu_clock, (int)clock);
     w->tsan_fiber = tsan_fiber_self();
     w->altstack = coro_stack_guard_install();
     while (!finished(s)) {
@@ -790,7 +819,50 @@ static void start_spare(mt_sched *s)
 typedef struct mon_track {
     uint64_t resumes;
     int64_t since;
+    int64_t cpu_since;          /* the worker's CPU time then, ms */
 } mon_track;
+
+static int64_t cpu_ms(mt_worker *w)
+{
+    struct timespec ts;
+
+    if (clock_gettime((clockid_t)atomic_load(&w->cpu_clock), &ts) != 0)
+        return -1;
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* Blocked in the kernel (a blocking call in a handler), not runnable. */
+static bool sleeping_in_kernel(mt_worker *w)
+{
+    char path[64], buf[256], *p;
+    ssize_t n;
+    int fd;
+
+    snprintf(path, sizeof path, "/proc/self/task/%d/stat", atomic_load(&w->tid));
+    if ((fd = open(path, O_RDONLY | O_CLOEXEC)) < 0)
+        return false;
+    n = read(fd, buf, sizeof buf - 1);
+    close(fd);
+    if (n <= 0)
+        return false;
+    buf[n] = '\0';
+    p = strrchr(buf, ')');
+    return p && p[1] == ' ' && (p[2] == 'S' || p[2] == 'D');
+}
+
+/*
+ * Same coroutine for MT_STUCK_MS: stuck if it burnt the CPU meanwhile (a
+ * CPU-heavy handler) or sleeps in a blocking call.  A worker that was
+ * merely preempted (the machine is overloaded) is not: a spare thread
+ * would only add to the load.
+ */
+static bool really_stuck(mt_worker *w, const mon_track *t)
+{
+    int64_t cpu = cpu_ms(w);
+
+    return cpu < 0 || cpu - t->cpu_since >= MT_STUCK_MS / 2 ||
+           sleeping_in_kernel(w);
+}
 
 /* Fewer usable workers than configured: a spare makes up for one. */
 static void stuck_worker(mt_sched *s, mt_worker *w)
@@ -814,6 +886,7 @@ static void monitor_check(mt_sched *s, mon_track *tr, int64_t now)
             r != tr[i].resumes) {
             tr[i].resumes = r;
             tr[i].since = now;
+            tr[i].cpu_since = running ? cpu_ms(w) : 0;
             if (w->stuck) {
                 w->stuck = false;
                 atomic_fetch_sub(&s->nstuck, 1);
@@ -822,6 +895,11 @@ static void monitor_check(mt_sched *s, mon_track *tr, int64_t now)
         }
         if (now - tr[i].since < MT_STUCK_MS)
             continue;
+        if (!w->stuck && !really_stuck(w, &tr[i])) {
+            tr[i].since = now;
+            tr[i].cpu_since = cpu_ms(w);
+            continue;
+        }
         tr[i].since = now;              /* at most once per period */
         if (!w->stuck) {
             w->stuck = true;

@@ -8,8 +8,10 @@
  * Workers.  mt_sched_run() starts N workers (the calling thread is worker
  * 0).  Each owns a bounded 256-slot ring (lock-free: the owner pushes at
  * the tail, owner and thieves take at the head with a CAS) and a next slot
- * holding the coroutine woken last, run at most 3 times in a row so two
- * coroutines waking each other cannot starve the ring.  A full ring moves
+ * holding the coroutine a running coroutine woke last (a hand-off; the
+ * netpoller and timers queue in order at the tail), run at most 3 times
+ * in a row so two coroutines waking each other cannot starve the ring.
+ * A full ring moves
  * half of itself to the global inject queue (a mutex-protected list, also
  * where foreign threads put work), which a worker checks every 61 ticks
  * and whenever its ring is empty.
@@ -52,11 +54,19 @@
  * or a slow open never stall a worker.
  *
  * Monitor.  A thread wakes every 2 ms: a worker that stayed in the same
- * coroutine for more than 10 ms (CPU-bound handler) has its ring and next
- * slot moved to the inject queue and an idle worker woken; if none is
- * idle, a spare worker is started (at most MT_MAX_SPARE at once; a spare
- * retires when it runs out of work and the others are back).  There is no
+ * coroutine for more than 10 ms and either burnt CPU meanwhile (a
+ * CPU-heavy handler) or sleeps in the kernel (a blocking call) is stuck;
+ * one merely preempted by an overloaded machine is not.  A stuck worker's
+ * ring and next slot move to the inject queue, and while fewer than N
+ * workers are usable a spare worker is started (at most MT_MAX_SPARE; a
+ * spare retires once it runs out of work and the others are back), so
+ * the netpoller, the timers and the queue keep moving.  There is no
  * preemption: the stuck coroutine keeps its thread until it waits.
+ *
+ * Stacks.  As coro.h (guard page, overflow message), cached per worker
+ * with a shared second level (see MT_STACK_CACHE_DEFAULT for why).
+ * ASan fiber annotations as in sched.c, ThreadSanitizer fibers, and the
+ * valgrind registration of stack.c.
  *
  * Migration rules (coro.h): errno is saved and restored per coroutine
  * across a switch and must be read right after each syscall; no

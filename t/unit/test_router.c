@@ -141,7 +141,7 @@ static qt_request *fake_request(qt_pool *p, const char *path, const char *host)
     strcpy(c->peer_ip, "127.0.0.1");
     strcpy(c->local_ip, "127.0.0.1");
     c->local_port = host ? 2 : 1;   /* the vhost listens on port 2 */
-    c->peer.ss_family = AF_INET;
+    c->peer.sa.sa_family = AF_INET;
     qt_request *r = qt_pcalloc(p, sizeof(*r));
     r->pool = p;
     r->conn = c;
