@@ -109,12 +109,19 @@ static const event_conf *conf_of(const qt_config *cfg)
     return ec ? ec : &event_defaults;
 }
 
-/* Scoreboard slots per child: one per coroutine it may serve at once. */
-static unsigned slots_per_child(const event_conf *ec)
+/* Coroutines one child may serve at once: its share of MaxRequestWorkers. */
+static unsigned active_per_child(const event_conf *ec)
 {
     unsigned children = ec->knobs.start_servers > 0 ? (unsigned)ec->knobs.start_servers : 1;
     unsigned n = ((unsigned)ec->knobs.max_request_workers + children - 1) / children;
-    return n == 0 ? 1 : n > 1024 ? 1024 : n;
+    return n == 0 ? 1 : n;
+}
+
+/* Scoreboard slots per child: one per coroutine, up to 1024 (the rest share). */
+static unsigned slots_per_child(const event_conf *ec)
+{
+    unsigned n = active_per_child(ec);
+    return n > 1024 ? 1024 : n;
 }
 
 static const char *set_stack_size(qt_cmd *cmd, int argc, char **argv)
@@ -491,6 +498,7 @@ static void trimmer(void *arg)
         if (ch->stopping || ch->active > 0 || ch->accepted == seen)
             continue;
         seen = ch->accepted;
+        coro_sched_trim(ch->sched, CORO_STACK_CACHE_DEFAULT);
         malloc_trim(0);
     }
 }
@@ -544,7 +552,11 @@ static int child_serve(ev_child *ch)
         .tick = on_tick,
         .tick_arg = ch,
     };
-    ch->max_active = slots_per_child(ec);
+    ch->max_active = active_per_child(ec);
+    /* Keep a stack per coroutine that may run at once: under a burst of
+     * waiting requests, mapping and unmapping stacks would cost more than
+     * the requests (the trimmer gives them back afterwards). */
+    opts.stack_cache = ch->max_active < 4096 ? ch->max_active : 4096;
     setup_listeners(ch);
     qt_mpm_raise_fd_limit();          /* idle connections cost only fds */
     /* The stop signals get through only while the loop sleeps (pselect). */

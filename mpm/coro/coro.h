@@ -115,6 +115,8 @@ void coro_sched_destroy(coro_sched *s);
 void coro_sched_run(coro_sched *s);
 /* Makes coro_sched_run() return at its next turn. */
 void coro_sched_stop(coro_sched *s);
+/* Unmaps cached free stacks beyond keep_stacks (memory back after a burst). */
+void coro_sched_trim(coro_sched *s, unsigned keep_stacks);
 /* Interrupts the loop's epoll_wait (any thread, async-signal-safe). */
 void coro_sched_wake(coro_sched *s);
 /* The scheduler running on this thread, or NULL. */

@@ -382,6 +382,11 @@ void coro_sched_run(coro_sched *s)
     tls_sched = prev;
 }
 
+void coro_sched_trim(coro_sched *s, unsigned keep_stacks)
+{
+    coro_stack_pool_trim(&s->stacks, keep_stacks);
+}
+
 void coro_sched_stop(coro_sched *s)
 {
     atomic_store(&s->stop, true);

@@ -99,6 +99,17 @@ void coro_stack_put(coro_stack_pool *p, coro_stack *st)
     p->cached++;
 }
 
+void coro_stack_pool_trim(coro_stack_pool *p, unsigned keep)
+{
+    while (p->free && p->cached > keep) {
+        coro_stack *st = p->free;
+
+        p->free = st->next;
+        p->cached--;
+        stack_unmap(p, st);
+    }
+}
+
 void coro_stack_pool_drain(coro_stack_pool *p)
 {
     while (p->free) {

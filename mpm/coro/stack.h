@@ -28,6 +28,8 @@ typedef struct coro_stack_pool {
 
 void coro_stack_pool_init(coro_stack_pool *p, size_t size, unsigned max_cached);
 /* Unmaps every cached stack; stacks still in use must be put back first. */
+/* Unmaps free stacks beyond `keep` (after a burst). */
+void coro_stack_pool_trim(coro_stack_pool *p, unsigned keep);
 void coro_stack_pool_drain(coro_stack_pool *p);
 /* NULL when the kernel refuses the mapping. */
 coro_stack *coro_stack_get(coro_stack_pool *p);
