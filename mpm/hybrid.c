@@ -24,9 +24,9 @@
  *   StartServers, ServerLimit, ThreadsPerChild, ThreadLimit,
  *   Min/MaxSpareThreads      accepted, no effect: one child, no pool.
  *
- * The master supervises the one child as event does (mpm_common.c): a
- * dead child is replaced, SIGUSR1 starts a new generation and lets the
- * old child drain, TERM stops, WINCH stops gracefully.  In the child the
+ * The master is mpm/supervisor.c, as for event, with one child per
+ * generation: a dead child is replaced, SIGUSR1 starts a new generation
+ * and lets the old child drain, TERM stops, WINCH stops gracefully.  In the child the
  * stop signals are blocked in every thread and let through only while
  * the poller sleeps in epoll_pwait (the pselect pattern); the tick after
  * each poll acts on them.
@@ -36,10 +36,9 @@
  * worker.  No lock is held across a wait.
  */
 #ifndef _GNU_SOURCE
-#define _GNU_SOURCE   /* accept4, pipe2 */
+#define _GNU_SOURCE   /* accept4 */
 #endif
 #include <errno.h>
-#include <fcntl.h>
 #include <poll.h>
 #include <pthread.h>
 #include <signal.h>
@@ -47,7 +46,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include "conn.h"
@@ -56,11 +54,11 @@
 #include "mpm_common.h"
 #include "process.h"
 #include "status.h"
+#include "supervisor.h"
 #include "coro/mt_sched.h"
 
 #define TAG "mpm_hybrid"
 #define PROC_ROWS 4               /* the child + generations draining */
-#define MAX_SPAWN_RATE 32
 #define ACCEPT_BURST 32
 #define PAUSE_MS 50               /* re-check of the connection cap */
 #define STACK_MIN_BYTES (16 * 1024)
@@ -542,68 +540,45 @@ static int child_serve(hy_child *ch)
     return 0;
 }
 
-static void child_setup(hy_child *ch, const qt_config *cfg, qt_scoreboard *sb,
-                        unsigned proc, bool one_process)
-{
-    memset(ch, 0, sizeof *ch);
-    ch->cfg = cfg;
-    ch->sb = sb;
-    ch->proc = proc;
-    ch->slot = qt_sb_slot_at(sb, proc, 0);
-    ch->generation = atomic_load(&sb->procs[proc].generation);
-    ch->one_process = one_process;
-    ch->death_fd = -1;
-    ch->max_conns = one_process ? 0 :
-        (unsigned long)conf_of(cfg)->knobs.max_connections_per_child;
-    ch->stop_flag = qt_child_stop_flag();
-    pthread_mutex_init(&ch->lock, NULL);
-    ch->free_slots = qt_xcalloc(sb->nslots, sizeof *ch->free_slots);
-    for (unsigned i = sb->nslots; i-- > 1;)
-        ch->free_slots[ch->nfree++] = i;
-}
-
-static void child_teardown(hy_child *ch)
-{
-    free(ch->free_slots);
-    pthread_mutex_destroy(&ch->lock);
-}
-
-/* ------------------------------------------------------------- master */
-
-typedef struct hy_master {
-    qt_runtime *rt;
-    const hybrid_conf *conf;
-    qt_scoreboard *sb;
-    int death_pipe[2];            /* the child watches [0]: EOF = master gone */
-    int64_t replace_window_ms;
-    int replaced_in_window;
-} hy_master;
-
-static _Noreturn void child_main(hy_master *m, unsigned proc)
+static int child_run(qt_supervisor *sv, unsigned proc, bool one_process)
 {
     hy_child ch;
     int rc;
 
-    qt_child_signals(false);
-    close(m->death_pipe[1]);
-    child_setup(&ch, m->rt->cfg, m->sb, proc, false);
-    ch.death_fd = m->death_pipe[0];
-    if (!qt_drop_privileges(ch.cfg))
-        _exit(QT_EXIT_CHILDFATAL);
-    qt_child_init(ch.cfg);
+    memset(&ch, 0, sizeof ch);
+    ch.cfg = sv->rt->cfg;
+    ch.sb = sv->sb;
+    ch.proc = proc;
+    ch.slot = qt_sb_slot_at(sv->sb, proc, 0);
+    ch.generation = atomic_load(&sv->sb->procs[proc].generation);
+    ch.one_process = one_process;
+    ch.death_fd = sv->death_pipe[0];
+    ch.max_conns = one_process ? 0 : (unsigned long)sv->conf->max_connections_per_child;
+    ch.stop_flag = qt_child_stop_flag();
+    pthread_mutex_init(&ch.lock, NULL);
+    ch.free_slots = qt_xcalloc(sv->sb->nslots, sizeof *ch.free_slots);
+    for (unsigned i = sv->sb->nslots; i-- > 1;)
+        ch.free_slots[ch.nfree++] = i;
     rc = child_serve(&ch);
-    child_teardown(&ch);
-    /* _exit: the master's atexit handlers and stdio buffers are not ours. */
-    _exit(rc);
+    free(ch.free_slots);
+    pthread_mutex_destroy(&ch.lock);
+    return rc;
+}
+
+/* ------------------------------------------------------------- master */
+
+static unsigned slots(const qt_supervisor *sv)
+{
+    return slots_of(conf_of(sv->rt->cfg));
 }
 
 /* The child of the running generation that was not told to exit, if any. */
-static bool has_current_child(const hy_master *m)
+static bool has_current_child(const qt_supervisor *sv)
 {
-    unsigned gen = atomic_load(&m->sb->running_generation);
+    unsigned gen = atomic_load(&sv->sb->running_generation);
 
-    for (unsigned i = 0; i < m->sb->nprocs; i++) {
-        const qt_sb_process *p = &m->sb->procs[i];
+    for (unsigned i = 0; i < sv->sb->nprocs; i++) {
+        const qt_sb_process *p = &sv->sb->procs[i];
 
         if (atomic_load(&p->pid) > 0 && atomic_load(&p->generation) == gen &&
             !atomic_load(&p->quiescing))
@@ -612,159 +587,42 @@ static bool has_current_child(const hy_master *m)
     return false;
 }
 
-static void spawn_child(hy_master *m)
+/* One child per generation, whatever StartServers says. */
+static void populate(qt_supervisor *sv)
 {
-    if (has_current_child(m))
+    if (has_current_child(sv))
         return;
-    for (unsigned i = 0; i < m->sb->nprocs; i++) {
-        pid_t pid;
-
-        if (atomic_load(&m->sb->procs[i].pid) != 0)
-            continue;
-        qt_sb_set_state(qt_sb_slot_at(m->sb, i, 0), QT_SB_STARTING);
-        pid = qt_mpm_spawn(m->sb, i, TAG);
-        if (pid == 0)
-            child_main(m, i);
-        return;
-    }
-}
-
-/* A lost child is replaced at once, at most MAX_SPAWN_RATE a second. */
-static void replace_lost(hy_master *m)
-{
-    int64_t now = qt_now_ms();
-
-    if (has_current_child(m))
-        return;
-    if (now - m->replace_window_ms >= 1000) {
-        m->replace_window_ms = now;
-        m->replaced_in_window = 0;
-    }
-    if (m->replaced_in_window++ < MAX_SPAWN_RATE)
-        spawn_child(m);
-}
-
-static bool reap_children(hy_master *m)
-{
-    qt_child_exit e;
-    bool fatal = false;
-
-    while (qt_mpm_reap(m->sb, &e))
-        if (qt_mpm_child_exited(m->sb, &e, false))
-            fatal = true;
-    return fatal;
-}
-
-static void hard_restart(hy_master *m)
-{
-    qt_log(QT_LOG_NOTICE, TAG, "QT0112", "SIGHUP received.  Attempting to restart");
-    if (!qt_runtime_reload(m->rt))
-        return;
-    qt_mpm_reclaim_children(m->sb);
-    m->conf = conf_of(m->rt->cfg);
-    qt_mpm_new_generation(m->sb, m->rt->cfg);
-    spawn_child(m);
-    qt_mpm_log_resuming(m->rt->cfg);
-}
-
-static void graceful_restart(hy_master *m)
-{
-    qt_log(QT_LOG_NOTICE, TAG, "QT0113", "Graceful restart requested, doing restart");
-    if (!qt_runtime_reload(m->rt))
-        return;
-    m->conf = conf_of(m->rt->cfg);
-    qt_mpm_new_generation(m->sb, m->rt->cfg);
-    qt_mpm_retire_old(m->sb);
-    spawn_child(m);
-    qt_mpm_log_resuming(m->rt->cfg);
-}
-
-static int on_signal(hy_master *m, enum qt_sig sig)
-{
-    switch (sig) {
-    case QT_SIG_STOP:
-        qt_log(QT_LOG_NOTICE, TAG, "QT0111", "caught SIGTERM, shutting down");
-        qt_mpm_reclaim_children(m->sb);
-        return 0;
-    case QT_SIG_GRACEFUL_STOP:
-        qt_mpm_graceful_stop(m->rt, m->sb, m->conf->knobs.graceful_shutdown_timeout, TAG);
-        return 0;
-    case QT_SIG_RESTART:
-        hard_restart(m);
-        return -1;
-    case QT_SIG_GRACEFUL:
-        graceful_restart(m);
-        return -1;
-    default:
-        return -1;                      /* SIGCHLD: reaped below */
-    }
-}
-
-static int master_loop(hy_master *m)
-{
-    for (;;) {
-        enum qt_sig sig;
-        int rc;
-
-        qt_poll_wait_fd(qt_signal_fd(), POLLIN, qt_now_ms() + 1000);
-        while ((sig = qt_signal_take()) != QT_SIG_NONE)
-            if ((rc = on_signal(m, sig)) >= 0)
-                return rc;
-        if (reap_children(m)) {
-            qt_mpm_reclaim_children(m->sb);
-            return 1;
+    for (unsigned i = 0; i < sv->sb->nprocs; i++)
+        if (atomic_load(&sv->sb->procs[i].pid) == 0) {
+            qt_supervisor_spawn(sv, i);
+            return;
         }
-        replace_lost(m);
-    }
 }
 
-static int master_run(qt_runtime *rt)
+/* After every pass: a lost child is replaced at once, within the budget. */
+static void replace_lost(qt_supervisor *sv)
 {
-    hy_master m = { .rt = rt, .death_pipe = { -1, -1 } };
-    int rc;
-
-    m.conf = conf_of(rt->cfg);
-    if (pipe2(m.death_pipe, O_CLOEXEC) < 0) {
-        qt_log(QT_LOG_EMERG, TAG, "QT0353", "(%d)%s: cannot create the death pipe",
-               errno, strerror(errno));
-        return 1;
-    }
-    m.sb = qt_scoreboard_create(PROC_ROWS, slots_of(m.conf));
-    atomic_store(&m.sb->running_generation, rt->cfg->generation);
-    qt_scoreboard_set_current(m.sb);
-    spawn_child(&m);
-    rc = master_loop(&m);
-    qt_scoreboard_destroy(m.sb);
-    close(m.death_pipe[0]);
-    close(m.death_pipe[1]);
-    return rc;
+    if (has_current_child(sv) || qt_supervisor_replace_budget(sv) <= 0)
+        return;
+    populate(sv);
+    sv->replaced_in_window += has_current_child(sv);
 }
 
-/* -X: the workers in this process; TERM/INT/WINCH stop it gracefully. */
-static int one_process_run(qt_runtime *rt)
-{
-    qt_scoreboard *sb = qt_scoreboard_create(1, slots_of(conf_of(rt->cfg)));
-    hy_child ch;
-    int rc = 1;
-
-    qt_scoreboard_set_current(sb);
-    atomic_store(&sb->procs[0].pid, getpid());
-    qt_child_signals(true);
-    child_setup(&ch, rt->cfg, sb, 0, true);
-    if (qt_drop_privileges(rt->cfg)) {
-        qt_child_init(rt->cfg);
-        child_serve(&ch);
-        qt_log(QT_LOG_NOTICE, TAG, "QT0111", "caught SIGTERM, shutting down");
-        rc = 0;
-    }
-    child_teardown(&ch);
-    qt_scoreboard_destroy(sb);
-    return rc;
-}
+static const qt_supervisor_ops hybrid_ops = {
+    .tag = TAG,
+    .fork_failed_id = "QT0354",
+    .death_pipe_id = "QT0353",
+    .defaults = &hybrid_defaults.knobs,
+    .slots = slots,
+    .serve = child_run,
+    .populate = populate,
+    .upkeep = replace_lost,
+    .upkeep_every_pass = true,
+};
 
 static int hybrid_run(qt_runtime *rt)
 {
-    return rt->one_process ? one_process_run(rt) : master_run(rt);
+    return qt_supervisor_run(&hybrid_ops, rt, NULL);
 }
 
 /* server-status: what the runtime of this child is doing. */
