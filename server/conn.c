@@ -66,7 +66,7 @@ qt_conn *qt_conn_create(const qt_config *cfg, int fd, const qt_listener *l,
                         const struct sockaddr *peer, socklen_t peerlen)
 {
     /* Sized for the struct and the MPM's few bytes: idle memory counts. */
-    qt_pool *pool = qt_pool_create(sizeof(qt_conn) + 192);
+    qt_pool *pool = qt_pool_create(sizeof(qt_conn) + 96);
     qt_conn *c = qt_pcalloc(pool, sizeof(*c));
     c->pool = pool;
     c->fd = fd;

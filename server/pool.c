@@ -83,9 +83,19 @@ static block *block_new(size_t size)
 
 qt_pool *qt_pool_create(size_t first_block)
 {
-    qt_pool *p = qt_xmalloc(sizeof(*p));
-    p->first = block_new(first_block ? first_block : 4096);
-    p->cur = p->first;
+    /* The pool and its first block are one allocation: a connection's pool
+     * is most of what an idle connection costs under event and hybrid. */
+    size_t size = first_block ? first_block : 4096;
+    size_t hdr = (sizeof(qt_pool) + ALIGN - 1) & ~(size_t)(ALIGN - 1);
+    size_t bhdr = (sizeof(block) + ALIGN - 1) & ~(size_t)(ALIGN - 1);
+    char *mem = qt_xmalloc(hdr + bhdr + size);
+    qt_pool *p = (qt_pool *)mem;
+    block *b = (block *)(mem + hdr);
+    b->next = NULL;
+    b->size = size;
+    b->used = 0;
+    p->first = b;
+    p->cur = b;
     p->used_total = 0;
     p->cleanups = NULL;
     return p;
@@ -124,7 +134,7 @@ void qt_pool_destroy(qt_pool *p)
     if (!p)
         return;
     run_cleanups(p);
-    free_blocks(p->first);
+    free_blocks(p->first->next);   /* the first block lives inside p */
     free(p);
 }
 
