@@ -25,56 +25,53 @@
 
 /* ------------------------------------------------------- plain TCP */
 
+#define RETRY (-1000)   /* interrupted by a signal: call again */
+
+/*
+ * The one place a socket call's result becomes the transport vocabulary:
+ * bytes, QT_AGAIN with c->want set, QT_ERROR, or RETRY.  errno is read
+ * here, right after the call.
+ */
+static ssize_t tcp_result(qt_conn *c, ssize_t r, short want)
+{
+    if (r >= 0)
+        return r;
+    int e = errno;
+    if (e == EINTR)
+        return RETRY;
+    if (e == EAGAIN || e == EWOULDBLOCK) {
+        c->want = want;
+        return QT_AGAIN;
+    }
+    return QT_ERROR;
+}
+
 static ssize_t tcp_recv(qt_conn *c, void *buf, size_t n)
 {
-    for (;;) {
-        ssize_t r = recv(c->fd, buf, n, 0);
-        if (r >= 0)
-            return r;
-        int e = errno;
-        if (e == EINTR)
-            continue;
-        if (e == EAGAIN || e == EWOULDBLOCK) {
-            c->want = POLLIN;
-            return QT_AGAIN;
-        }
-        return QT_ERROR;
-    }
+    ssize_t r;
+    do
+        r = tcp_result(c, recv(c->fd, buf, n, 0), POLLIN);
+    while (r == RETRY);
+    return r;
 }
 
 static ssize_t tcp_send(qt_conn *c, const struct iovec *iov, int iovcnt)
 {
     struct msghdr mh = { .msg_iov = (struct iovec *)iov, .msg_iovlen = (size_t)iovcnt };
-    for (;;) {
-        ssize_t r = sendmsg(c->fd, &mh, MSG_NOSIGNAL);
-        if (r >= 0)
-            return r;
-        int e = errno;
-        if (e == EINTR)
-            continue;
-        if (e == EAGAIN || e == EWOULDBLOCK) {
-            c->want = POLLOUT;
-            return QT_AGAIN;
-        }
-        return QT_ERROR;
-    }
+    ssize_t r;
+    do
+        r = tcp_result(c, sendmsg(c->fd, &mh, MSG_NOSIGNAL), POLLOUT);
+    while (r == RETRY);
+    return r;
 }
 
 static ssize_t tcp_sendfile(qt_conn *c, int fd, off_t *off, size_t n)
 {
-    for (;;) {
-        ssize_t r = sendfile(c->fd, fd, off, n);
-        if (r >= 0)
-            return r;
-        int e = errno;
-        if (e == EINTR)
-            continue;
-        if (e == EAGAIN || e == EWOULDBLOCK) {
-            c->want = POLLOUT;
-            return QT_AGAIN;
-        }
-        return QT_ERROR;
-    }
+    ssize_t r;
+    do
+        r = tcp_result(c, sendfile(c->fd, fd, off, n), POLLOUT);
+    while (r == RETRY);
+    return r;
 }
 
 const qt_transport qt_tcp_transport = {
