@@ -64,6 +64,7 @@
 #include "conn.h"
 #include "log.h"
 #include "supervisor.h"
+#include "async_conn.h"
 #include "coro/coro.h"
 
 #define ACCEPT_BURST 32           /* accepts before letting others run */
@@ -179,16 +180,8 @@ typedef struct ev_listener {
     bool paused;                  /* out of the epoll set: at the cap */
 } ev_listener;
 
-/* What the MPM keeps per connection (c->mpm_data, in c->pool). */
-typedef struct ev_conn {
-    qt_conn *c;
-    ev_child *ch;
-    struct ev_conn *prev, *next;  /* idle list, oldest first */
-    bool idle;
-    bool handshaken;
-} ev_conn;
-
 struct ev_child {
+    qt_async_set conns;           /* life cycle: mpm/async_conn.h */
     const qt_config *cfg;
     qt_scoreboard *sb;
     qt_sb_slot *slot;             /* the process's first slot (idle state) */
@@ -199,90 +192,47 @@ struct ev_child {
     coro_sched *sched;
     ev_listener *ls;
     size_t nls;
-    unsigned active;              /* connections holding a coroutine */
-    unsigned max_active;
-    unsigned long open;           /* connections open */
-    unsigned long accepted;
     coro *trimmer;                    /* gives freed memory back after bursts */
-    unsigned long max_conns;      /* MaxConnectionsPerChild, 0: none */
-    ev_conn *idle_head, *idle_tail;
     volatile sig_atomic_t *stop_flag;
     int death_fd;                 /* EOF: the master is gone; -1 with -X */
-    bool stopping;
 };
 
-static void conn_serve(void *arg);
 static void begin_stop(ev_child *ch);
 
-static void idle_link(ev_child *ch, ev_conn *ec)
+/* ---------------------------------------- the runtime, for async_conn */
+
+static bool ev_spawn(void *owner, void (*fn)(void *), void *arg)
 {
-    ec->idle = true;
-    ec->next = NULL;
-    ec->prev = ch->idle_tail;
-    if (ch->idle_tail)
-        ch->idle_tail->next = ec;
-    else
-        ch->idle_head = ec;
-    ch->idle_tail = ec;
+    ev_child *ch = owner;
+
+    return coro_spawn(ch->sched, fn, arg) != NULL;
 }
 
-static void idle_unlink(ev_child *ch, ev_conn *ec)
+static int ev_fd_register(void *owner, int fd)
 {
-    if (!ec->idle)
-        return;
-    ec->idle = false;
-    if (ec->prev)
-        ec->prev->next = ec->next;
-    else
-        ch->idle_head = ec->next;
-    if (ec->next)
-        ec->next->prev = ec->prev;
-    else
-        ch->idle_tail = ec->prev;
+    (void)owner;
+    return coro_fd_register(fd, 0);
 }
 
-/* Frees the connection (and ec with its pool). */
-static void conn_close(ev_conn *ec)
+static int ev_watch_fd(void *owner, int fd, int64_t deadline_ms,
+                       qt_async_watch_fn *fn, void *arg)
 {
-    ev_child *ch = ec->ch;
-
-    idle_unlink(ch, ec);
-    coro_fd_forget(ec->c->fd);
-    ch->open--;
-    qt_conn_close(ec->c);
+    (void)owner;
+    return coro_watch_fd(fd, deadline_ms, fn, arg);
 }
 
-/* On the loop's stack: the idle fd became readable, or its time is up. */
-static void on_idle_ready(int fd, int result, void *arg)
+/* One thread: a watch cannot be firing while we cancel it. */
+static bool ev_unwatch_fd(void *owner, int fd)
 {
-    ev_conn *ec = arg;
-    ev_child *ch = ec->ch;
-
-    (void)fd;
-    idle_unlink(ch, ec);
-    if (result != QT_OK || !coro_spawn(ch->sched, conn_serve, ec)) {
-        conn_close(ec);               /* idle: nothing to linger for */
-        return;
-    }
-    ch->active++;
+    (void)owner;
+    coro_unwatch_fd(fd);
+    return true;
 }
 
-/* Parks the bare fd until the next request (or KeepAliveTimeout). */
-static void conn_idle(ev_conn *ec)
+static void ev_fd_forget(void *owner, int fd)
 {
-    idle_link(ec->ch, ec);
-    if (coro_watch_fd(ec->c->fd, qt_conn_idle_deadline(ec->c),
-                      on_idle_ready, ec) != QT_OK)
-        conn_close(ec);
-}
-
-static void resume_acceptors(ev_child *ch)
-{
-    if (ch->active >= ch->max_active)
-        return;
-    for (size_t i = 0; i < ch->nls; i++)
-        if (ch->ls[i].paused)
-            coro_ready(ch->ls[i].acceptor);
+    (void)owner;
+    coro_fd_forget(fd);
 }
 
 /*
@@ -290,8 +240,10 @@ static void resume_acceptors(ev_child *ch)
  * shows every request in flight; when more coroutines run than there are
  * slots, the extra ones share the first.
  */
-static unsigned slot_take(ev_child *ch)
+static unsigned slot_take(void *owner)
 {
+    ev_child *ch = owner;
+
     for (unsigned i = 1; i < ch->sb->nslots; i++)
         if (!ch->slot_busy[i]) {
             ch->slot_busy[i] = 1;
@@ -300,101 +252,44 @@ static unsigned slot_take(ev_child *ch)
     return 0;
 }
 
-static void slot_give_back(ev_child *ch, unsigned i)
+static void slot_give_back(void *owner, unsigned i)
 {
+    ev_child *ch = owner;
+
     if (i == 0)
         return;
     ch->slot_busy[i] = 0;
     qt_sb_set_state(qt_sb_slot_at(ch->sb, ch->proc, i), QT_SB_READY);
 }
 
-/* A coroutine per request burst: serve until idle or done. */
-static void conn_serve(void *arg)
+static void resume_acceptors(ev_child *ch)
 {
-    ev_conn *ec = arg;
-    ev_child *ch = ec->ch;
-    qt_conn *c = ec->c;
-    int rc = QT_CONN_CLOSE;
-    unsigned slot = slot_take(ch);
-
-    c->scoreboard_slot = qt_sb_slot_at(ch->sb, ch->proc, slot);
-
-    if (!ec->handshaken) {
-        ec->handshaken = true;
-        if (c->transport->handshake && c->transport->handshake(c) != QT_OK)
-            goto done;
-    }
-    rc = qt_conn_serve(c);
-done:
-    slot_give_back(ch, slot);
-    c->scoreboard_slot = ch->slot;
-    ch->active--;
-    resume_acceptors(ch);
-    if (rc == QT_CONN_IDLE && !ch->stopping)
-        conn_idle(ec);
-    else
-        conn_close(ec);               /* in the coroutine: lingering may wait */
-}
-
-static void conn_accepted(ev_listener *el, int fd,
-                          const struct sockaddr_storage *peer, socklen_t len)
-{
-    ev_child *ch = el->ch;
-    qt_conn *c = qt_conn_create(ch->cfg, fd, el->l, (const struct sockaddr *)peer, len);
-    ev_conn *ec = qt_pcalloc(c->pool, sizeof *ec);
-
-    ec->c = c;
-    ec->ch = ch;
-    c->mpm_data = ec;
-    c->scoreboard_slot = ch->slot;
-    ch->open++;
-    ch->accepted++;
-    atomic_fetch_add(&ch->slot->connections, 1);
-    if (coro_fd_register(fd, 0) != QT_OK) {
-        conn_close(ec);
+    if (ch->conns.active >= ch->conns.max_active)
         return;
-    }
-    /* No stack until the client speaks: a silent client costs an fd. */
-    conn_idle(ec);
-    if (ch->max_conns && ch->accepted >= ch->max_conns)
-        begin_stop(ch);
+    for (size_t i = 0; i < ch->nls; i++)
+        if (ch->ls[i].paused)
+            coro_ready(ch->ls[i].acceptor);
 }
 
-/* Out of descriptors: the oldest idle keep-alive connection makes room. */
-static bool shed_idle(ev_child *ch)
+static void on_served(void *owner, unsigned was)
 {
-    for (ev_conn *ec = ch->idle_head; ec; ec = ec->next)
-        if (ec->c->requests > 0) {
-            conn_close(ec);             /* cancels its watch */
-            return true;
-        }
-    return false;
+    (void)was;
+    resume_acceptors(owner);
 }
 
-static void accept_failed(ev_child *ch, int err)
-{
-    switch (err) {
-    case EINTR:
-    case ECONNABORTED:
-    case EPROTO:
-        return;                       /* the client left already */
-    case EMFILE:
-    case ENFILE:
-        if (shed_idle(ch))
-            return;
-        /* fall through */
-    case ENOBUFS:
-    case ENOMEM:
-        qt_log(QT_LOG_ERR, "mpm_event", "QT0310",
-               "(%d)%s: accept: out of resources, pausing", err, strerror(err));
-        coro_sleep_ms(100);
-        return;
-    default:
-        qt_log(QT_LOG_ERR, "mpm_event", "QT0311", "(%d)%s: accept failed",
-               err, strerror(err));
-        coro_sleep_ms(100);           /* never spin on a persistent error */
-    }
-}
+static const qt_async_ops ev_async_ops = {
+    .spawn = ev_spawn,
+    .fd_register = ev_fd_register,
+    .watch_fd = ev_watch_fd,
+    .unwatch_fd = ev_unwatch_fd,
+    .fd_forget = ev_fd_forget,
+    .slot_take = slot_take,
+    .slot_give_back = slot_give_back,
+    .served = on_served,
+    .sleep_ms = coro_sleep_ms,
+};
+
+/* ---------------------------------------------------------- accepting */
 
 /* At the cap: leave the epoll set until a served connection finishes. */
 static void pause_accepting(ev_listener *el)
@@ -403,7 +298,7 @@ static void pause_accepting(ev_listener *el)
     coro_fd_forget(el->l->fd);
     coro_park();
     el->paused = false;
-    if (!el->ch->stopping)
+    if (!el->ch->conns.stopping)
         coro_fd_register(el->l->fd, CORO_FD_EXCLUSIVE);
 }
 
@@ -416,12 +311,12 @@ static void acceptor(void *arg)
     if (coro_fd_register(el->l->fd, CORO_FD_EXCLUSIVE) != QT_OK)
         qt_log(QT_LOG_ERR, "mpm_event", "QT0312", "(%d)%s: cannot watch %s",
                errno, strerror(errno), el->l->text);
-    while (!ch->stopping) {
+    while (!ch->conns.stopping) {
         struct sockaddr_storage peer;
         socklen_t len = sizeof peer;
         int fd, err;
 
-        if (ch->active >= ch->max_active) {
+        if (ch->conns.active >= ch->conns.max_active) {
             pause_accepting(el);
             continue;
         }
@@ -429,13 +324,15 @@ static void acceptor(void *arg)
                      SOCK_NONBLOCK | SOCK_CLOEXEC);
         err = errno;
         if (fd >= 0) {
-            conn_accepted(el, fd, &peer, len);
+            if (qt_async_accepted(&ch->conns, fd, el->l, &peer, len))
+                begin_stop(ch);
             if (++burst % ACCEPT_BURST == 0)
                 coro_yield();
         } else if (err == EAGAIN || err == EWOULDBLOCK) {
             coro_wait_fd(el->l->fd, POLLIN, 0);
         } else {
-            accept_failed(ch, err);
+            qt_async_accept_failed(&ch->conns, err, "mpm_event",
+                                   "QT0310", "QT0311");
         }
     }
     /* Our copy only: the master keeps the socket for the next children. */
@@ -451,29 +348,18 @@ static void acceptor(void *arg)
  */
 static void begin_stop(ev_child *ch)
 {
-    ev_conn *ec, *next;
-
-    if (ch->stopping)
+    if (!qt_async_begin_stop(&ch->conns))
         return;
-    ch->stopping = true;
     qt_sb_set_state(ch->slot, QT_SB_GRACEFUL);
     if (ch->trimmer)
         coro_ready(ch->trimmer);
     for (size_t i = 0; i < ch->nls; i++)
         if (ch->ls[i].acceptor)
             coro_ready(ch->ls[i].acceptor);
-    for (ec = ch->idle_head; ec; ec = next) {
-        next = ec->next;
-        /* A client that connected but has not spoken yet is still owed a
-         * response; it ends at its Timeout at the latest. */
-        if (ec->c->requests == 0)
-            continue;
-        conn_close(ec);
-    }
+    qt_async_drop_idle(&ch->conns);
     if (ch->death_fd >= 0)
         coro_unwatch_fd(ch->death_fd);
 }
-
 static void on_master_gone(int fd, int result, void *arg)
 {
     (void)fd;
@@ -493,11 +379,12 @@ static void trimmer(void *arg)
     ev_child *ch = arg;
     unsigned long seen = 0;
 
-    while (!ch->stopping) {
+    while (!ch->conns.stopping) {
         coro_park_until(qt_now_ms() + 1000);
-        if (ch->stopping || ch->active > 0 || ch->accepted == seen)
+        if (ch->conns.stopping || ch->conns.active > 0 ||
+            ch->conns.accepted == seen)
             continue;
-        seen = ch->accepted;
+        seen = ch->conns.accepted;
         coro_sched_trim(ch->sched, CORO_STACK_CACHE_DEFAULT);
         malloc_trim(0);
     }
@@ -508,7 +395,7 @@ static void on_tick(coro_sched *s, void *arg)
     ev_child *ch = arg;
 
     (void)s;
-    if (ch->stopping)
+    if (ch->conns.stopping)
         return;
     if (*ch->stop_flag ||
         (!ch->one_process &&
@@ -552,11 +439,11 @@ static int child_serve(ev_child *ch)
         .tick = on_tick,
         .tick_arg = ch,
     };
-    ch->max_active = active_per_child(ec);
+    ch->conns.max_active = active_per_child(ec);
     /* Keep a stack per coroutine that may run at once: under a burst of
      * waiting requests, mapping and unmapping stacks would cost more than
      * the requests (the trimmer gives them back afterwards). */
-    opts.stack_cache = ch->max_active < 4096 ? ch->max_active : 4096;
+    opts.stack_cache = ch->conns.max_active < 4096 ? ch->conns.max_active : 4096;
     setup_listeners(ch);
     qt_mpm_raise_fd_limit();          /* idle connections cost only fds */
     /* The stop signals get through only while the loop sleeps (pselect). */
@@ -576,6 +463,7 @@ static int child_serve(ev_child *ch)
 static int child_run(qt_supervisor *sv, unsigned proc, bool one_process)
 {
     ev_child ch;
+    int rc;
 
     memset(&ch, 0, sizeof ch);
     ch.cfg = sv->rt->cfg;
@@ -586,9 +474,16 @@ static int child_run(qt_supervisor *sv, unsigned proc, bool one_process)
     ch.generation = atomic_load(&sv->sb->procs[proc].generation);
     ch.one_process = one_process;
     ch.death_fd = sv->death_pipe[0];
-    ch.max_conns = one_process ? 0 : (unsigned long)sv->conf->max_connections_per_child;
     ch.stop_flag = qt_child_stop_flag();
-    return child_serve(&ch);
+    qt_async_set_init(&ch.conns, &ev_async_ops, &ch);
+    ch.conns.cfg = ch.cfg;
+    ch.conns.sb = ch.sb;
+    ch.conns.proc = proc;
+    ch.conns.slot = ch.slot;
+    ch.conns.max_conns = one_process ? 0 : (unsigned long)sv->conf->max_connections_per_child;
+    rc = child_serve(&ch);
+    qt_async_set_destroy(&ch.conns);
+    return rc;
 }
 
 /* ------------------------------------------------------------- master */

@@ -31,9 +31,10 @@
  * the poller sleeps in epoll_pwait (the pselect pattern); the tick after
  * each poll acts on them.
  *
- * Shared state: the child's counters are atomics and its idle list has a
- * mutex, since the coroutines and watch callbacks touching them run on any
- * worker.  No lock is held across a wait.
+ * Shared state: the child's counters are atomics and its idle list (in
+ * mpm/async_conn.c, shared with event) and free scoreboard slots have
+ * mutexes, since the coroutines and watch callbacks touching them run on
+ * any worker.  No lock is held across a wait.
  */
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE   /* accept4 */
@@ -55,6 +56,7 @@
 #include "process.h"
 #include "status.h"
 #include "supervisor.h"
+#include "async_conn.h"
 #include "coro/mt_sched.h"
 
 #define TAG "mpm_hybrid"
@@ -140,15 +142,8 @@ typedef struct hy_listener {
     _Atomic bool paused;          /* at the connection cap */
 } hy_listener;
 
-typedef struct hy_conn {
-    qt_conn *c;
-    hy_child *ch;
-    struct hy_conn *prev, *next;  /* idle list, oldest first */
-    bool idle;
-    bool handshaken;
-} hy_conn;
-
 struct hy_child {
+    qt_async_set conns;           /* life cycle: mpm/async_conn.h */
     const qt_config *cfg;
     qt_scoreboard *sb;
     unsigned proc;
@@ -158,55 +153,59 @@ struct hy_child {
     mt_sched *sched;
     hy_listener *ls;
     size_t nls;
-    _Atomic unsigned active;      /* connections holding a coroutine */
-    unsigned max_active;
-    _Atomic unsigned long accepted;
-    unsigned long max_conns;      /* MaxConnectionsPerChild, 0: none */
-    pthread_mutex_t lock;         /* the idle list and the free slots */
-    hy_conn *idle_head, *idle_tail;
+    pthread_mutex_t lock;         /* the free slots */
     unsigned *free_slots;         /* scoreboard slots 1.. not in use */
     unsigned nfree;
     volatile sig_atomic_t *stop_flag;
     int death_fd;
-    _Atomic bool stopping;
 };
 
-static void conn_serve(void *arg);
 static void begin_stop(hy_child *ch);
 
-/* Under ch->lock. */
-static void idle_link(hy_child *ch, hy_conn *hc)
+/* ---------------------------------------- the runtime, for async_conn */
+
+static bool hy_spawn(void *owner, void (*fn)(void *), void *arg)
 {
-    hc->idle = true;
-    hc->next = NULL;
-    hc->prev = ch->idle_tail;
-    if (ch->idle_tail)
-        ch->idle_tail->next = hc;
-    else
-        ch->idle_head = hc;
-    ch->idle_tail = hc;
+    hy_child *ch = owner;
+
+    return mt_spawn(ch->sched, fn, arg) != NULL;
 }
 
-/* Under ch->lock. */
-static void idle_unlink(hy_child *ch, hy_conn *hc)
+static int hy_fd_register(void *owner, int fd)
 {
-    if (!hc->idle)
-        return;
-    hc->idle = false;
-    if (hc->prev)
-        hc->prev->next = hc->next;
-    else
-        ch->idle_head = hc->next;
-    if (hc->next)
-        hc->next->prev = hc->prev;
-    else
-        ch->idle_tail = hc->prev;
+    hy_child *ch = owner;
+
+    return mt_fd_register(ch->sched, fd, 0);
+}
+
+static int hy_watch_fd(void *owner, int fd, int64_t deadline_ms,
+                       qt_async_watch_fn *fn, void *arg)
+{
+    hy_child *ch = owner;
+
+    return mt_watch_fd(ch->sched, fd, deadline_ms, fn, arg);
+}
+
+static bool hy_unwatch_fd(void *owner, int fd)
+{
+    hy_child *ch = owner;
+
+    return mt_unwatch_fd(ch->sched, fd);
+}
+
+static void hy_fd_forget(void *owner, int fd)
+{
+    hy_child *ch = owner;
+
+    mt_fd_forget(ch->sched, fd);
 }
 
 /* Each serving coroutine gets a slot of its own while slots last; the
- * others share the row's first one (as under event). */
-static unsigned slot_take(hy_child *ch)
+ * others share the row's first one (as under event).  A free list under
+ * a lock, not event's scan of flags: any worker may take or give back. */
+static unsigned slot_take(void *owner)
 {
+    hy_child *ch = owner;
     unsigned i = 0;
 
     pthread_mutex_lock(&ch->lock);
@@ -216,55 +215,16 @@ static unsigned slot_take(hy_child *ch)
     return i;
 }
 
-static void slot_give_back(hy_child *ch, unsigned i)
+static void slot_give_back(void *owner, unsigned i)
 {
+    hy_child *ch = owner;
+
     if (i == 0)
         return;
     qt_sb_set_state(qt_sb_slot_at(ch->sb, ch->proc, i), QT_SB_READY);
     pthread_mutex_lock(&ch->lock);
     ch->free_slots[ch->nfree++] = i;
     pthread_mutex_unlock(&ch->lock);
-}
-
-/* Frees the connection (hc lives in its pool). */
-static void conn_close(hy_conn *hc)
-{
-    mt_fd_forget(hc->ch->sched, hc->c->fd);
-    qt_conn_close(hc->c);
-}
-
-/* On a worker's own stack: the idle fd became readable, or its time is up. */
-static void on_idle_ready(int fd, int result, void *arg)
-{
-    hy_conn *hc = arg;
-    hy_child *ch = hc->ch;
-
-    (void)fd;
-    pthread_mutex_lock(&ch->lock);
-    idle_unlink(ch, hc);
-    pthread_mutex_unlock(&ch->lock);
-    atomic_fetch_add(&ch->active, 1);
-    if (result != QT_OK || !mt_spawn(ch->sched, conn_serve, hc)) {
-        atomic_fetch_sub(&ch->active, 1);
-        conn_close(hc);                 /* idle: nothing to linger for */
-    }
-}
-
-/* Parks the bare fd until the next request (or KeepAliveTimeout). */
-static void conn_idle(hy_conn *hc)
-{
-    hy_child *ch = hc->ch;
-
-    pthread_mutex_lock(&ch->lock);
-    idle_link(ch, hc);
-    pthread_mutex_unlock(&ch->lock);
-    if (mt_watch_fd(ch->sched, hc->c->fd, qt_conn_idle_deadline(hc->c),
-                    on_idle_ready, hc) == QT_OK)
-        return;
-    pthread_mutex_lock(&ch->lock);
-    idle_unlink(ch, hc);
-    pthread_mutex_unlock(&ch->lock);
-    conn_close(hc);
 }
 
 static void resume_acceptors(hy_child *ch)
@@ -277,98 +237,28 @@ static void resume_acceptors(hy_child *ch)
     }
 }
 
-/* A coroutine per request burst: serve until idle or done. */
-static void conn_serve(void *arg)
+/* Only the drop from the cap wakes the acceptors (see pause_accepting). */
+static void on_served(void *owner, unsigned was)
 {
-    hy_conn *hc = arg;
-    hy_child *ch = hc->ch;
-    qt_conn *c = hc->c;
-    int rc = QT_CONN_CLOSE;
-    unsigned slot = slot_take(ch);
+    hy_child *ch = owner;
 
-    c->scoreboard_slot = qt_sb_slot_at(ch->sb, ch->proc, slot);
-    if (!hc->handshaken) {
-        hc->handshaken = true;
-        if (c->transport->handshake && c->transport->handshake(c) != QT_OK)
-            goto done;
-    }
-    rc = qt_conn_serve(c);
-done:
-    slot_give_back(ch, slot);
-    c->scoreboard_slot = ch->slot;
-    if (atomic_fetch_sub(&ch->active, 1) == ch->max_active)
+    if (was == ch->conns.max_active)
         resume_acceptors(ch);
-    if (rc == QT_CONN_IDLE && !atomic_load(&ch->stopping))
-        conn_idle(hc);
-    else
-        conn_close(hc);                 /* in the coroutine: lingering may wait */
 }
 
-static void conn_accepted(hy_listener *el, int fd,
-                          const struct sockaddr_storage *peer, socklen_t len)
-{
-    hy_child *ch = el->ch;
-    qt_conn *c = qt_conn_create(ch->cfg, fd, el->l, (const struct sockaddr *)peer, len);
-    hy_conn *hc = qt_pcalloc(c->pool, sizeof *hc);
-    unsigned long n;
+static const qt_async_ops hy_async_ops = {
+    .spawn = hy_spawn,
+    .fd_register = hy_fd_register,
+    .watch_fd = hy_watch_fd,
+    .unwatch_fd = hy_unwatch_fd,
+    .fd_forget = hy_fd_forget,
+    .slot_take = slot_take,
+    .slot_give_back = slot_give_back,
+    .served = on_served,
+    .sleep_ms = mt_sleep_ms,
+};
 
-    hc->c = c;
-    hc->ch = ch;
-    c->mpm_data = hc;
-    c->scoreboard_slot = ch->slot;
-    n = atomic_fetch_add(&ch->accepted, 1) + 1;
-    atomic_fetch_add(&ch->slot->connections, 1);
-    if (mt_fd_register(ch->sched, fd, 0) != QT_OK) {
-        conn_close(hc);
-        return;
-    }
-    /* No stack until the client speaks: a silent client costs an fd. */
-    conn_idle(hc);
-    if (ch->max_conns && n >= ch->max_conns)
-        begin_stop(ch);
-}
-
-/* Out of descriptors: the oldest idle keep-alive connection makes room. */
-static bool shed_idle(hy_child *ch)
-{
-    hy_conn *victim = NULL;
-
-    pthread_mutex_lock(&ch->lock);
-    for (hy_conn *hc = ch->idle_head; hc && !victim; hc = hc->next)
-        if (hc->c->requests > 0 && mt_unwatch_fd(ch->sched, hc->c->fd)) {
-            idle_unlink(ch, hc);
-            victim = hc;
-        }
-    pthread_mutex_unlock(&ch->lock);
-    if (victim)
-        conn_close(victim);
-    return victim != NULL;
-}
-
-static void accept_failed(hy_child *ch, int err)
-{
-    switch (err) {
-    case EINTR:
-    case ECONNABORTED:
-    case EPROTO:
-        return;                         /* the client left already */
-    case EMFILE:
-    case ENFILE:
-        if (shed_idle(ch))
-            return;
-        /* fall through */
-    case ENOBUFS:
-    case ENOMEM:
-        qt_log(QT_LOG_ERR, TAG, "QT0350",
-               "(%d)%s: accept: out of resources, pausing", err, strerror(err));
-        mt_sleep_ms(100);
-        return;
-    default:
-        qt_log(QT_LOG_ERR, TAG, "QT0351", "(%d)%s: accept failed",
-               err, strerror(err));
-        mt_sleep_ms(100);               /* never spin on a persistent error */
-    }
-}
+/* ---------------------------------------------------------- accepting */
 
 /*
  * At the cap: park until a served connection finishes.  The deadline
@@ -377,7 +267,7 @@ static void accept_failed(hy_child *ch, int err)
 static void pause_accepting(hy_listener *el)
 {
     atomic_store(&el->paused, true);
-    if (atomic_load(&el->ch->active) >= el->ch->max_active)
+    if (atomic_load(&el->ch->conns.active) >= el->ch->conns.max_active)
         mt_park_until(qt_now_ms() + PAUSE_MS);
     atomic_store(&el->paused, false);
 }
@@ -391,13 +281,15 @@ static void accept_one(hy_listener *el, unsigned *burst)
     int err = errno;
 
     if (fd >= 0) {
-        conn_accepted(el, fd, &peer, len);
+        if (qt_async_accepted(&el->ch->conns, fd, el->l, &peer, len))
+            begin_stop(el->ch);
         if (++*burst % ACCEPT_BURST == 0)
             mt_yield();
     } else if (err == EAGAIN || err == EWOULDBLOCK) {
         mt_wait_fd(el->l->fd, POLLIN, 0);
     } else {
-        accept_failed(el->ch, err);
+        qt_async_accept_failed(&el->ch->conns, err, TAG,
+                               "QT0350", "QT0351");
     }
 }
 
@@ -410,8 +302,8 @@ static void acceptor(void *arg)
     if (mt_fd_register(ch->sched, el->l->fd, CORO_FD_EXCLUSIVE) != QT_OK)
         qt_log(QT_LOG_ERR, TAG, "QT0352", "(%d)%s: cannot watch %s",
                errno, strerror(errno), el->l->text);
-    while (!atomic_load(&ch->stopping)) {
-        if (atomic_load(&ch->active) >= ch->max_active)
+    while (!atomic_load(&ch->conns.stopping)) {
+        if (atomic_load(&ch->conns.active) >= ch->conns.max_active)
             pause_accepting(el);
         else
             accept_one(el, &burst);
@@ -429,9 +321,7 @@ static void acceptor(void *arg)
  */
 static void begin_stop(hy_child *ch)
 {
-    hy_conn *closing = NULL;
-
-    if (atomic_exchange(&ch->stopping, true))
+    if (!qt_async_begin_stop(&ch->conns))
         return;
     qt_sb_set_state(ch->slot, QT_SB_GRACEFUL);
     resume_acceptors(ch);
@@ -441,28 +331,10 @@ static void begin_stop(hy_child *ch)
         if (co)
             mt_ready(co);
     }
-    pthread_mutex_lock(&ch->lock);
-    for (hy_conn *hc = ch->idle_head, *next; hc; hc = next) {
-        next = hc->next;
-        /* A client that has not spoken yet is still owed a response; a
-         * watch that fires right now is the callback's to handle. */
-        if (hc->c->requests == 0 || !mt_unwatch_fd(ch->sched, hc->c->fd))
-            continue;
-        idle_unlink(ch, hc);
-        hc->next = closing;
-        closing = hc;
-    }
-    pthread_mutex_unlock(&ch->lock);
-    while (closing) {
-        hy_conn *hc = closing;
-
-        closing = hc->next;
-        conn_close(hc);
-    }
+    qt_async_drop_idle(&ch->conns);
     if (ch->death_fd >= 0)
         mt_unwatch_fd(ch->sched, ch->death_fd);
 }
-
 static void on_master_gone(int fd, int result, void *arg)
 {
     (void)fd;
@@ -476,7 +348,7 @@ static void on_tick(mt_sched *s, void *arg)
     hy_child *ch = arg;
 
     (void)s;
-    if (atomic_load(&ch->stopping))
+    if (atomic_load(&ch->conns.stopping))
         return;
     if (*ch->stop_flag ||
         (!ch->one_process &&
@@ -523,7 +395,7 @@ static int child_serve(hy_child *ch)
         .tick_arg = ch,
     };
 
-    ch->max_active = (unsigned)hc->knobs.max_request_workers;
+    ch->conns.max_active = (unsigned)hc->knobs.max_request_workers;
     setup_listeners(ch);
     qt_mpm_raise_fd_limit();
     /* Blocked in every thread (they inherit it); let through only while
@@ -553,8 +425,13 @@ static int child_run(qt_supervisor *sv, unsigned proc, bool one_process)
     ch.generation = atomic_load(&sv->sb->procs[proc].generation);
     ch.one_process = one_process;
     ch.death_fd = sv->death_pipe[0];
-    ch.max_conns = one_process ? 0 : (unsigned long)sv->conf->max_connections_per_child;
     ch.stop_flag = qt_child_stop_flag();
+    qt_async_set_init(&ch.conns, &hy_async_ops, &ch);
+    ch.conns.cfg = ch.cfg;
+    ch.conns.sb = ch.sb;
+    ch.conns.proc = proc;
+    ch.conns.slot = ch.slot;
+    ch.conns.max_conns = one_process ? 0 : (unsigned long)sv->conf->max_connections_per_child;
     pthread_mutex_init(&ch.lock, NULL);
     ch.free_slots = qt_xcalloc(sv->sb->nslots, sizeof *ch.free_slots);
     for (unsigned i = sv->sb->nslots; i-- > 1;)
@@ -562,6 +439,7 @@ static int child_run(qt_supervisor *sv, unsigned proc, bool one_process)
     rc = child_serve(&ch);
     free(ch.free_slots);
     pthread_mutex_destroy(&ch.lock);
+    qt_async_set_destroy(&ch.conns);
     return rc;
 }
 
