@@ -581,7 +581,7 @@ static const qt_directive event_directives[] = {
       "accepted for compatibility; no effect (idle connections hold no worker)" },
     { "ThreadStackSize", QT_TAKE1, QT_CTX_MAIN, set_stack_size,
       "bytes of stack per coroutine (65536)" },
-    { NULL },
+    { 0 },
 };
 
 static const qt_mpm event_mpm = {

@@ -300,7 +300,7 @@ static const qt_directive fork_directives[] = {
     QT_MPM_DIRECTIVE("MaxRequestWorkers", "maximum number of simultaneous connections, one process each (256)"),
     QT_MPM_DIRECTIVE("MaxClients", "old name of MaxRequestWorkers"),
     QT_MPM_DIRECTIVE("GracefulShutdownTimeout", "seconds a graceful stop waits for children; 0 = forever"),
-    { NULL },
+    { 0 },
 };
 
 static const qt_mpm fork_mpm = {

@@ -539,7 +539,7 @@ static const qt_directive hybrid_directives[] = {
     QT_MPM_DIRECTIVE("MaxSpareThreads", "accepted for compatibility; no effect"),
     { "ThreadStackSize", QT_TAKE1, QT_CTX_MAIN, set_stack_size,
       "bytes of stack per coroutine (65536)" },
-    { NULL },
+    { 0 },
 };
 
 static const qt_mpm hybrid_mpm = {

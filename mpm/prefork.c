@@ -345,7 +345,7 @@ static const qt_directive prefork_directives[] = {
     QT_MPM_DIRECTIVE("MaxConnectionsPerChild", "connections a child serves before it exits; 0 = no limit"),
     QT_MPM_DIRECTIVE("MaxRequestsPerChild", "old name of MaxConnectionsPerChild"),
     QT_MPM_DIRECTIVE("GracefulShutdownTimeout", "seconds a graceful stop waits for children; 0 = forever"),
-    { NULL },
+    { 0 },
 };
 
 static const qt_mpm prefork_mpm = {

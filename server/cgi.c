@@ -244,7 +244,7 @@ static const qt_directive cgi_directives[] = {
       "soft [hard]|max: processes of the CGI user" },
     { "Action", QT_TAKE23, QT_CTX_ANY, set_action,
       "handler-or-type /cgi-url [virtual]: run this CGI for such requests" },
-    { NULL }
+    { 0 }
 };
 
 static int action_fixup(qt_request *r);
@@ -256,7 +256,7 @@ const qt_module qt_cgi_module = {
     .handlers = (const qt_handler[]){
         { "cgi-script", qt_cgi_handler },
         { QT_ACTION_HANDLER, action_handler },
-        { NULL } },
+        { 0 } },
     .create_dir_conf = cgi_create_dir,
     .merge_dir_conf = cgi_merge_dir,
     .fixups = action_fixup,

@@ -1015,11 +1015,11 @@ static const qt_directive core_directives[] = {
     { "ServerSignature", QT_TAKE1, QT_CTX_ANY, set_accepted_only, "On|Off|EMail (no effect)" },
     { "UseCanonicalName", QT_TAKE1, QT_CTX_ANY, set_accepted_only, "On|Off|DNS (no effect)" },
     { "HostnameLookups", QT_TAKE1, QT_CTX_ANY, set_accepted_only, "On|Off|Double (no effect)" },
-    { NULL },
+    { 0 },
 };
 
 /* The router maps "default-handler" itself, so the core registers none. */
-static const qt_handler core_handlers[] = { { NULL } };
+static const qt_handler core_handlers[] = { { 0 } };
 
 const qt_module qt_core_module = {
     QT_MODULE_HEADER("core_module"),

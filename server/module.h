@@ -109,9 +109,9 @@ typedef struct qt_module {
     unsigned abi;                       /* QT_MODULE_ABI */
     const char *name;                   /* "hello_module", the LoadModule name */
 
-    const qt_directive *directives;     /* terminated by { NULL } */
-    const qt_handler *handlers;         /* terminated by { NULL } */
-    const qt_filter_def *filters;       /* output filters, terminated by { NULL } */
+    const qt_directive *directives;     /* terminated by { 0 } */
+    const qt_handler *handlers;         /* terminated by { 0 } */
+    const qt_filter_def *filters;       /* output filters, terminated by { 0 } */
 
     void *(*create_server_conf)(qt_pool *p);
     void *(*merge_server_conf)(qt_pool *p, const void *base, const void *add);

@@ -349,7 +349,12 @@ END_TEST
 
 /* &errno through an opaque call: the compiler may not reuse the address
  * it computed on the previous thread (that reuse is the migration bug). */
-__attribute__((noinline, noipa)) static int *errno_address(void)
+#ifdef __clang__
+#define OPAQUE __attribute__((noinline, optnone))
+#else
+#define OPAQUE __attribute__((noinline, noipa))
+#endif
+OPAQUE static int *errno_address(void)
 {
     return &errno;
 }
