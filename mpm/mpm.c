@@ -23,6 +23,19 @@ int64_t qt_now_ms(void)
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
+int64_t qt_coarse_now_ms(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+int64_t qt_deadline_after(int64_t ms)
+{
+    return qt_coarse_now_ms() + ms;
+}
+
 /* Milliseconds poll() may sleep before the deadline; -1 = forever. */
 static int poll_timeout(int64_t deadline_ms)
 {

@@ -82,7 +82,7 @@ void qt_sb_set_state(void *slot, enum qt_sb_state state)
     if (!s)
         return;
     atomic_store(&s->state, (int)state);
-    atomic_store(&s->last_used_ms, qt_now_ms());
+    atomic_store(&s->last_used_ms, qt_coarse_now_ms());
 }
 
 /* Bounded copy that always terminates; status pages show a prefix. */

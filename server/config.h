@@ -194,6 +194,8 @@ struct qt_config {
     int log_level;                   /* LogLevel (warn) */
     enum qt_tokens server_tokens;    /* ServerTokens (Full) */
     int trace_enable;                /* TraceEnable: 0 off (our default), 1 on, 2 extended */
+    size_t file_cache_size;          /* FileCacheSize: bytes per process (1 MiB), 0 = off */
+    int64_t file_cache_valid_ms;     /* FileCacheValid: seconds a cached stat is trusted (1) */
     const char *types_config;        /* TypesConfig (conf/mime.types) */
     struct qt_mime_table *mime;      /* loaded TypesConfig */
     qt_define *defines;              /* Define / -D */

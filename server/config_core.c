@@ -255,6 +255,21 @@ static const char *set_listen_backlog(qt_cmd *cmd, int argc, char **argv)
     return e;
 }
 
+static const char *set_file_cache_size(qt_cmd *cmd, int argc, char **argv)
+{
+    uint64_t v;
+    const char *e = parse_u64(cmd, argv[0], SIZE_MAX / 2, &v);
+
+    if (e == NULL)
+        cmd->cfg->file_cache_size = (size_t)v;
+    return e;
+}
+
+static const char *set_file_cache_valid(qt_cmd *cmd, int argc, char **argv)
+{
+    return parse_duration_ms(cmd, argv[0], &cmd->cfg->file_cache_valid_ms);
+}
+
 static const char *set_server_name(qt_cmd *cmd, int argc, char **argv)
 {
     const char *s = argv[0], *sep = strstr(s, "://"), *port = NULL, *e;
@@ -975,6 +990,10 @@ static const qt_directive core_directives[] = {
     { "ServerRoot", QT_TAKE1, QT_CTX_MAIN, set_server_root, "directory: base for relative paths" },
     { "Listen", QT_TAKE12, QT_CTX_MAIN, set_listen, "[addr:]port [http|https]" },
     { "ListenBacklog", QT_TAKE1, QT_CTX_MAIN, set_listen_backlog, "listen(2) backlog" },
+    { "FileCacheSize", QT_TAKE1, QT_CTX_MAIN, set_file_cache_size,
+      "bytes of small static files each process keeps in memory (0 = off)" },
+    { "FileCacheValid", QT_TAKE1, QT_CTX_MAIN, set_file_cache_valid,
+      "how long (seconds, or 500ms) a cached file's stat is trusted (0 = stat every request)" },
     { "ServerName", QT_TAKE1, QT_CTX_SERVER, set_server_name, "[scheme://]host[:port]" },
     { "ServerAdmin", QT_TAKE1, QT_CTX_SERVER, set_server_admin, "e-mail address or URL" },
     { "ServerAlias", QT_ONE_PLUS, QT_CTX_VHOST, set_server_alias, "host names (* and ? allowed)" },
@@ -1108,6 +1127,8 @@ void qt_config_set_defaults(qt_config *cfg)
     index[1] = NULL;
     dc->directory_index = index;
     cfg->listen_backlog = 511;
+    cfg->file_cache_size = 1024 * 1024;
+    cfg->file_cache_valid_ms = 1000;
     cfg->log_level = QT_LOG_WARN;
     cfg->server_tokens = QT_TOKENS_FULL;
     cfg->trace_enable = 0;     /* Apache's default is on; ours is off (safer) */

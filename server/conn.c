@@ -89,7 +89,7 @@ qt_conn *qt_conn_create(const qt_config *cfg, int fd, const qt_listener *l,
     /* Responses go out in one writev; Nagle would only delay pipelined ones. */
     int one = 1;
     setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-    c->idle_since_ms = qt_now_ms();
+    c->idle_since_ms = qt_coarse_now_ms();
     /* Transport modules (mod_ssl) take over the connection here. */
     for (size_t i = 0; i < cfg->nmodules; i++)
         if (cfg->modules[i]->conn_init)
@@ -118,7 +118,7 @@ static ssize_t read_head(qt_conn *c, const qt_server *s, qt_http_request *h)
     };
     size_t max_head = s->limit_request_line + 4 +
                       (size_t)(s->limit_request_fields + 1) * (s->limit_request_field_size + 2);
-    int64_t deadline = qt_now_ms() + s->timeout_ms;
+    int64_t deadline = qt_deadline_after(s->timeout_ms);
     for (;;) {
         int status = 0;
         if (c->in.len > 0) {
@@ -200,7 +200,7 @@ int qt_conn_serve(qt_conn *c)
         qt_pool_clear(c->rpool);
         if (!c->keep_alive || c->aborted)
             return QT_CONN_CLOSE;
-        c->idle_since_ms = qt_now_ms();
+        c->idle_since_ms = qt_coarse_now_ms();
         if (c->in.len == 0) {
             /* Idle: under event/hybrid give the buffers back, so a parked
              * connection costs little more than its fd.  A process or

@@ -35,7 +35,6 @@ static void request_init(qt_request *r, qt_conn *c, qt_pool *p)
     r->cfg = c->cfg;
     r->server = c->cfg->main;
     r->start_us = wall_us();
-    r->start_mono_ms = qt_now_ms();
     r->method = "-";
     r->protocol = "HTTP/1.1";
     qt_response_init(r);
@@ -271,7 +270,6 @@ static int redirect(qt_request *r, const char *url, bool keep_method)
     nr->prev = r;
     nr->server = r->server;
     nr->start_us = r->start_us;
-    nr->start_mono_ms = r->start_mono_ms;
     nr->method_number = QT_M_GET;
     nr->method = "GET";
     nr->protocol = r->protocol;
@@ -372,7 +370,7 @@ static int send_continue(qt_request *r)
         return QT_OK;
     static const char msg[] = "HTTP/1.1 100 Continue\r\n\r\n";
     return qt_conn_write(r->conn, msg, sizeof(msg) - 1,
-                         qt_now_ms() + r->server->timeout_ms);
+                         qt_deadline_after(r->server->timeout_ms));
 }
 
 /* Raw body bytes: buffered ones first, then the socket. */
@@ -386,7 +384,7 @@ static ssize_t read_raw(qt_request *r, void *buf, size_t n)
         c->in_pos += k;
         return (ssize_t)k;
     }
-    return qt_conn_read(c, buf, n, qt_now_ms() + r->server->timeout_ms);
+    return qt_conn_read(c, buf, n, qt_deadline_after(r->server->timeout_ms));
 }
 
 /* Puts back bytes read past the end of a chunked body (a pipelined request). */

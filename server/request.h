@@ -55,7 +55,6 @@ struct qt_request {
     const char *hostname;              /* Host without port, lower-case */
     const char *protocol;              /* "HTTP/1.1" */
     int64_t start_us;                  /* wall clock at the first byte */
-    int64_t start_mono_ms;
 
     /* Routing result (router.c). */
     const char *handler;               /* "default-handler", "cgi-script", ... */

@@ -29,7 +29,7 @@ void qt_response_init(qt_request *r)
 
 static int64_t deadline(const qt_request *r)
 {
-    return qt_now_ms() + r->server->timeout_ms;
+    return qt_deadline_after(r->server->timeout_ms);
 }
 
 /* ----------------------------------------------------------- headers out */

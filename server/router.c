@@ -28,6 +28,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "filecache.h"
 #include "log.h"
 #include "mime.h"
 #include "uri.h"
@@ -155,7 +156,7 @@ static void walk_path(qt_request *r)
     char *fn = qt_pstrdup(r->pool, r->filename);
     size_t len = strlen(fn);
     for (;;) {
-        if (stat(fn, &r->finfo) == 0) {
+        if (qt_filecache_stat(fn, &r->finfo, r->cfg->file_cache_valid_ms) == 0) {
             r->have_finfo = true;
             break;
         }

@@ -16,6 +16,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "filecache.h"
 #include "httpdate.h"
 #include "log.h"
 #include "mime.h"
@@ -151,8 +152,21 @@ static int directory(qt_request *r)
 
 /* ----------------------------------------------------------- files */
 
-static int send_ranges(qt_request *r, int fd, const qt_range *rg, unsigned n, uint64_t size,
-                       const char *type)
+/* A file's bytes: an open fd, or (small files) a copy in the request pool. */
+typedef struct {
+    int fd;
+    const char *mem;
+} file_src;
+
+static int send_part(qt_request *r, const file_src *src, uint64_t off, uint64_t len)
+{
+    if (src->mem)
+        return qt_write(r, src->mem + off, (size_t)len);
+    return qt_sendfile(r, src->fd, (off_t)off, len);
+}
+
+static int send_ranges(qt_request *r, const file_src *src, const qt_range *rg, unsigned n,
+                       uint64_t size, const char *type)
 {
     r->status = 206;
     if (n == 1) {
@@ -160,7 +174,7 @@ static int send_ranges(qt_request *r, int fd, const qt_range *rg, unsigned n, ui
                       (unsigned long long)rg[0].first, (unsigned long long)rg[0].last,
                       (unsigned long long)size));
         qt_set_content_length(r, (int64_t)(rg[0].last - rg[0].first + 1));
-        return qt_sendfile(r, fd, (off_t)rg[0].first, rg[0].last - rg[0].first + 1);
+        return send_part(r, src, rg[0].first, rg[0].last - rg[0].first + 1);
     }
     /* multipart/byteranges: compute the exact length first (no chunking). */
     const char *boundary = qt_psprintf(r->pool, "%08lx%08lx", (unsigned long)random(),
@@ -180,7 +194,7 @@ static int send_ranges(qt_request *r, int fd, const qt_range *rg, unsigned n, ui
     qt_set_content_length(r, total);
     for (unsigned i = 0; i < n; i++) {
         if (qt_write(r, parts[i], strlen(parts[i])) != QT_OK ||
-            qt_sendfile(r, fd, (off_t)rg[i].first, rg[i].last - rg[i].first + 1) != QT_OK)
+            send_part(r, src, rg[i].first, rg[i].last - rg[i].first + 1) != QT_OK)
             return QT_OK;
     }
     qt_write(r, tail, strlen(tail));
@@ -199,7 +213,7 @@ static void file_headers(qt_request *r, const char *etag, time_t mtime, const ch
         qt_set_content_type(r, type);
 }
 
-static int serve_file(qt_request *r, int fd)
+static int serve_file(qt_request *r, const file_src *src)
 {
     const struct stat *st = &r->finfo;
     uint64_t size = (uint64_t)st->st_size;
@@ -233,7 +247,7 @@ static int serve_file(qt_request *r, int fd)
         unsigned n = 0;
         switch (qt_range_parse(r->pool, range, size, &rg, &n)) {
         case QT_RANGE_OK:
-            return send_ranges(r, fd, rg, n, size, type);
+            return send_ranges(r, src, rg, n, size, type);
         case QT_RANGE_UNSATISFIABLE:
             qt_header_set(r, "Content-Range", qt_psprintf(r->pool, "bytes */%llu",
                                                           (unsigned long long)size));
@@ -244,7 +258,7 @@ static int serve_file(qt_request *r, int fd)
     }
     r->status = 200;
     qt_set_content_length(r, (int64_t)size);
-    qt_sendfile(r, fd, 0, size);
+    send_part(r, src, 0, size);
     return QT_OK;
 }
 
@@ -271,9 +285,16 @@ int qt_static_handler(qt_request *r)
         return directory(r);
     if (!S_ISREG(r->finfo.st_mode))
         return 403;
-    int fd = open(r->filename, O_RDONLY | O_CLOEXEC);
-    if (fd < 0)
+    file_src src = { .fd = -1 };
+    /* Small files come from memory (filecache.h); any trouble reading
+     * them falls through to the plain path, which reports it. */
+    if (r->finfo.st_size <= QT_FILECACHE_MAX_FILE)
+        src.mem = qt_filecache_get(r->pool, r->filename, &r->finfo, r->cfg->file_cache_size);
+    if (src.mem)
+        return serve_file(r, &src);
+    src.fd = open(r->filename, O_RDONLY | O_CLOEXEC);
+    if (src.fd < 0)
         return errno == EACCES ? 403 : 404;
-    qt_pool_cleanup(r->pool, close_fd, (void *)(intptr_t)fd);
-    return serve_file(r, fd);
+    qt_pool_cleanup(r->pool, close_fd, (void *)(intptr_t)src.fd);
+    return serve_file(r, &src);
 }

@@ -244,6 +244,9 @@ static const err_row err_rows[] = {
     { "Listen", "conf/httpd.conf:3: Listen: takes one or two arguments ([addr:]port" },
     { "Listen 1 http extra", "conf/httpd.conf:3: Listen: takes one or two arguments" },
     { "ListenBacklog 0", "conf/httpd.conf:3: ListenBacklog: must be at least 1" },
+    { "FileCacheSize 1M", "conf/httpd.conf:3: FileCacheSize: expects a number, got '1M'" },
+    { "FileCacheValid soon", "conf/httpd.conf:3: FileCacheValid: expects seconds" },
+    { "FileCacheValid", "conf/httpd.conf:3: FileCacheValid: takes one argument" },
     /* numbers and durations */
     { "Timeout abc", "conf/httpd.conf:3: Timeout: expects seconds or a number with ms, s, mi or h, got 'abc'" },
     { "Timeout -1", "conf/httpd.conf:3: Timeout: expects seconds or a number" },
@@ -537,7 +540,8 @@ START_TEST(test_server_settings)
                   "PidFile run/q.pid\nErrorLog \"|/usr/bin/logger\"\nLogLevel info cgi:debug\n"
                   "ServerTokens Prod\nTraceEnable extended\nUser nobody\nGroup nogroup\n"
                   "ServerSignature EMail\nUseCanonicalName DNS\nHostnameLookups Double\n"
-                  "DocumentRoot \"htdocs/\"\nTypesConfig /dev/null\n");
+                  "DocumentRoot \"htdocs/\"\nTypesConfig /dev/null\n"
+                  "FileCacheSize 65536\nFileCacheValid 250ms\n");
     m = cfg->main;
     ck_assert_str_eq(m->scheme, "https");
     ck_assert_str_eq(m->server_name, "www.Example.com");
@@ -552,6 +556,8 @@ START_TEST(test_server_settings)
     ck_assert_uint_eq(m->limit_request_fields, 0);
     ck_assert_uint_eq(m->limit_request_body, 0);
     ck_assert_int_eq(cfg->listen_backlog, 64);
+    ck_assert_uint_eq(cfg->file_cache_size, 65536);
+    ck_assert_int_eq(cfg->file_cache_valid_ms, 250);
     ck_assert_str_eq(cfg->pid_file, in_root("run/q.pid"));
     ck_assert_str_eq(cfg->error_log, "|/usr/bin/logger");
     ck_assert_int_eq(cfg->log_level, QT_LOG_INFO);
