@@ -1,7 +1,7 @@
 /*
  * The cgi-script handler: CGI/1.1 as Apache's mod_cgi runs it.
  *
- * The script is started with posix_spawn (never fork: under worker and
+ * The script is started with vfork + exec (never fork: under worker and
  * hybrid the server is a big threaded process), in its own directory, with
  * pipes for stdin, stdout and stderr and nothing else open.  The parent ends
  * are non-blocking and sit in one epoll set, and every wait is one
@@ -17,7 +17,7 @@
 #include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
-#include <spawn.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -338,6 +338,7 @@ typedef struct {
     pid_t pid;                          /* 0 once reaped */
     int in, out, err;                   /* parent ends; -1 when closed */
     int ep;                             /* epoll set of the above (+ client) */
+    bool in_watched;                    /* stdin is in the set (EPOLLOUT) */
 } cgi_proc;
 
 static void close_fd(int *fd)
@@ -421,10 +422,11 @@ static void proc_cleanup(void *arg)
     qt_run_blocking(blocking_wait, p);   /* SIGKILL cannot be ignored: short */
 }
 
+/* A fresh pipe end's status flags are only its access mode, which F_SETFL
+ * ignores: no F_GETFL round trip needed. */
 static int nonblock(int fd)
 {
-    int fl = fcntl(fd, F_GETFL);
-    return fl < 0 ? -1 : fcntl(fd, F_SETFL, fl | O_NONBLOCK);
+    return fcntl(fd, F_SETFL, O_NONBLOCK);
 }
 
 /* Three pipes; child ends stay blocking, all ends close-on-exec. */
@@ -460,46 +462,114 @@ static char *dir_of(qt_pool *pool, const char *path)
     return slash == path ? "/" : qt_pstrndup(pool, path, (size_t)(slash - path));
 }
 
+/* What the vfork child needs, prepared by the parent: the child may only
+ * make system calls (it borrows the parent's memory and stack). */
+typedef struct {
+    int fd[3];                          /* become 0, 1, 2 */
+    const char *dir, *script;
+    char **argv, **envp;
+    /* The child's errno if exec failed.  volatile: the compiler sees the
+     * write only on a path that never returns (it cannot know the memory
+     * is shared), and would otherwise assume the field is still 0. */
+    volatile int err;
+} spawn_args;
+
+/* Highest descriptor to close by hand where close_range is missing. */
+static int fd_limit(void)
+{
+    static int limit;
+    struct rlimit rl;
+    if (limit == 0)
+        limit = getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < 65536
+                ? (int)rl.rlim_cur : 65536;
+    return limit;
+}
+
 /*
- * posix_spawn with: the pipes on 0/1/2, every other fd closed (closefrom,
+ * The child between vfork and exec.  All signals are blocked (the parent
+ * blocked them), so no handler of the server can run here on the borrowed
+ * memory until the mask is emptied right before execve.  By then the
+ * script has its own process group, so only a signal aimed at its new pid
+ * could reach it.  The standard signals go back to SIG_DFL: the server
+ * ignores SIGPIPE (a script must not inherit that) and may ignore others.
+ * Real-time signals are left alone: the server never ignores them, and
+ * execve resets any handler.  That is 31 system calls, not the 64 of
+ * glibc's posix_spawn, and no stack to map and unmap (whose TLB flush is
+ * the costliest part of posix_spawn in a threaded server).
+ */
+static void __attribute__((noreturn)) spawn_child(spawn_args *a)
+{
+    struct sigaction dfl = { .sa_handler = SIG_DFL };
+    sigset_t none;
+    if (setpgid(0, 0) < 0)
+        goto fail;
+    for (int i = 0; i < 3; i++) {
+        /* dup2 onto itself would keep close-on-exec: clear it instead */
+        if (a->fd[i] == i ? fcntl(i, F_SETFD, 0) < 0 : dup2(a->fd[i], i) < 0)
+            goto fail;
+    }
+    if (close_range(3, ~0U, 0) < 0)
+        for (int fd = 3; fd < fd_limit(); fd++)
+            close(fd);
+    if (chdir(a->dir) < 0)
+        goto fail;
+    for (int sig = 1; sig < 32; sig++)
+        if (sig != SIGKILL && sig != SIGSTOP)
+            sigaction(sig, &dfl, NULL);
+    sigemptyset(&none);
+    sigprocmask(SIG_SETMASK, &none, NULL);
+    execve(a->script, a->argv, a->envp);
+fail:
+    a->err = errno;                     /* the parent reads it after we exit */
+    _exit(127);
+}
+
+/* vfork in a frame of its own: the child never returns from it (spawn_child
+ * ends in execve or _exit), and no local of the caller lives across it. */
+static pid_t __attribute__((noinline)) vfork_child(spawn_args *a)
+{
+    pid_t pid = vfork();
+    if (pid == 0)
+        spawn_child(a);
+    return pid;
+}
+
+/*
+ * vfork + exec (the issue allows it; posix_spawn costs more here, see
+ * spawn_child): the pipes on 0/1/2, every other fd closed (close_range,
  * so a descriptor some other code forgot to mark close-on-exec still does
- * not leak), cwd = the script's directory, default signal dispositions
- * (the server ignores SIGPIPE; scripts must not inherit that), an empty
- * signal mask, and a process group of its own for clean killing.
- * Returns 0 or an errno (exec failures come back here: glibc reports them).
+ * not leak), cwd = the script's directory, default signal dispositions, an
+ * empty signal mask, and a process group of its own for clean killing.
+ * vfork suspends only this thread until the child has exec'ed or exited,
+ * so an exec failure is known here.  Returns 0 or an errno.
  */
 static int spawn(qt_pool *pool, cgi_proc *p, const int child[3], char **argv, char **envp,
                  const char *script)
 {
-    posix_spawn_file_actions_t fa;
-    posix_spawnattr_t at;
-    sigset_t all, none;
+    spawn_args a = {
+        .fd = { child[0], child[1], child[2] },
+        .dir = dir_of(pool, script), .script = script, .argv = argv, .envp = envp,
+    };
+    sigset_t all, old;
     sigfillset(&all);
-    sigemptyset(&none);
-    posix_spawn_file_actions_init(&fa);
-    posix_spawnattr_init(&at);
-    for (int i = 0; i < 3; i++)
-        posix_spawn_file_actions_adddup2(&fa, child[i], i);
-    posix_spawn_file_actions_addclosefrom_np(&fa, 3);
-    posix_spawn_file_actions_addchdir_np(&fa, dir_of(pool, script));
-    posix_spawnattr_setsigdefault(&at, &all);
-    posix_spawnattr_setsigmask(&at, &none);
-    posix_spawnattr_setpgroup(&at, 0);
-    posix_spawnattr_setflags(&at, POSIX_SPAWN_SETSIGDEF | POSIX_SPAWN_SETSIGMASK
-                                  | POSIX_SPAWN_SETPGROUP);
-    int rc = posix_spawn(&p->pid, script, &fa, &at, argv, envp);
-    if (rc != 0)
-        p->pid = 0;
-    posix_spawnattr_destroy(&at);
-    posix_spawn_file_actions_destroy(&fa);
-    return rc;
+    pthread_sigmask(SIG_SETMASK, &all, &old);
+    pid_t pid = vfork_child(&a);
+    int err = pid < 0 ? errno : 0;
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    if (pid > 0 && a.err) {
+        err = a.err;                    /* it exited with 127: reap it now */
+        while (waitpid(pid, NULL, 0) < 0 && errno == EINTR)
+            ;
+        pid = 0;
+    }
+    p->pid = pid > 0 ? pid : 0;
+    return err;
 }
 
 /*
- * RLimit*: posix_spawn cannot call setrlimit in the child, so the limits
- * are set from outside right after the spawn.  The script runs unlimited
- * for the few microseconds in between; that is the price of not forking a
- * threaded server.
+ * RLimit*: set from outside right after the spawn (prlimit), so the vfork
+ * child stays a plain sequence of system calls and a failure can be
+ * logged.  The script runs unlimited for the few microseconds in between.
  */
 static void apply_rlimits(const qt_request *r, const cgi_dir_conf *dc, pid_t pid)
 {
@@ -810,11 +880,18 @@ static ssize_t pipe_write(int fd, const void *buf, size_t n)
     return w;
 }
 
+static void unwatch_stdin(cgi_proc *p)
+{
+    if (p->in_watched)
+        epoll_ctl(p->ep, EPOLL_CTL_DEL, p->in, NULL);
+    p->in_watched = false;
+}
+
 static void close_stdin(cgi_run *x)
 {
     if (x->p->in < 0)
         return;
-    epoll_ctl(x->p->ep, EPOLL_CTL_DEL, x->p->in, NULL);
+    unwatch_stdin(x->p);
     close_fd(&x->p->in);
 }
 
@@ -825,7 +902,7 @@ static void write_stdin(cgi_run *x)
         if (w < 0 && errno == EINTR)
             continue;
         if (w < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
-            watch(x->p, x->p->in, EPOLLOUT);
+            x->p->in_watched = watch(x->p, x->p->in, EPOLLOUT) == 0;
             return;
         }
         if (w < 0) {
@@ -839,7 +916,7 @@ static void write_stdin(cgi_run *x)
         progress(x);
     }
     if (x->p->in >= 0 && x->in_off == x->in_len)
-        epoll_ctl(x->p->ep, EPOLL_CTL_DEL, x->p->in, NULL);   /* no busy EPOLLOUT */
+        unwatch_stdin(x->p);             /* no busy EPOLLOUT */
     if (x->p->in >= 0 && x->body_eof)
         close_stdin(x);                  /* the script sees EOF */
 }
