@@ -115,7 +115,7 @@ def table_generic(d, sc, variant, per_server, key, ref):
         rows = per_server.get(name)
         if not rows:
             if sc in ("6", "7") and not name.startswith("quintet-") or \
-                    VARIANTS.get(name, sc) != sc:
+                    VARIANTS.get(name, sc) != sc or variant:
                 continue
             out.append("| %s | %s | | | | | |" % (name, na_reason(d, name, sc)))
             continue
@@ -314,7 +314,12 @@ def plot_hash(summ):
 def scenario_notes(d, sc):
     notes = {
         "1": "Reference column: req/s relative to nginx in the same round. On two "
-             "cores the load generator may saturate first: compare CPU µs/req.",
+             "cores the load generator may saturate first: compare CPU µs/req. "
+             "'all cores': the same run with event (one process) and hybrid "
+             "(Threads = 2) free to use both cores, as is wrk.",
+        "7": "Here every server and both wrk instances may use both cores: the "
+             "question is what each MPM does with them. Event runs one "
+             "process (one loop), hybrid its default two threads.",
         "3": "Figures in MB/s (10^6 bytes per second of response bytes read by wrk).",
         "4": "Programs: cgi-bin/hello-c (compiled C) and a /bin/sh script. Apache "
              "prefork uses mod_cgi, worker/event mod_cgid. The floor row is "
@@ -329,7 +334,9 @@ def scenario_notes(d, sc):
              "same concurrency is also measured on /lab/hello, which does not "
              "wait: that ceiling, and the share of whichever limit is lower.",
         "8": "'handshakes': Connection: close, so each request is a full TLS 1.3 "
-             "handshake (wrk does not resume sessions), 32 connections.",
+             "handshake, 32 connections. Session tickets are off for every "
+             "server (and none has a session cache), so nothing is resumed: "
+             "wrk would otherwise resume each new connection with a ticket.",
         "9": "Accept-Encoding: gzip; level 6 where the server has a setting "
              "(h2o: its default).",
     }

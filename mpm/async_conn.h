@@ -2,7 +2,10 @@
  * The connection life cycle shared by the coroutine MPMs (event, hybrid):
  * a connection holds a coroutine only while a request is in progress and
  * is a bare watched fd in between, on an idle list (oldest first) that
- * out-of-fd shedding and a graceful stop walk.  The MPM supplies its
+ * out-of-fd shedding and a graceful stop walk.  While idle, a plain TCP
+ * connection is only a small record (conn.h's qt_conn_idle and the list
+ * links, about 100 bytes, packed in slabs): its qt_conn, pool and buffers
+ * are rebuilt when the client speaks again.  The MPM supplies its
  * runtime (mpm/coro/coro.h or mpm/coro/mt_sched.h) through qt_async_ops
  * and keeps its acceptors, scoreboard slot policy and stop sequence.
  *
@@ -46,6 +49,7 @@ typedef struct qt_async_ops {
 } qt_async_ops;
 
 typedef struct qt_async_conn qt_async_conn;
+typedef struct qt_async_slab qt_async_slab;
 
 /* The connections of one child (embedded in the MPM's child struct). */
 typedef struct qt_async_set {
@@ -59,9 +63,13 @@ typedef struct qt_async_set {
     unsigned long max_conns;      /* MaxConnectionsPerChild, 0: none */
     _Atomic unsigned active;      /* connections holding a coroutine */
     _Atomic unsigned long accepted;
+    _Atomic unsigned long served; /* serving coroutines finished */
     _Atomic bool stopping;
-    pthread_mutex_t lock;         /* the idle list */
+    pthread_mutex_t lock;         /* the idle list and the slabs */
     qt_async_conn *idle_head, *idle_tail;
+    qt_async_slab *partial;       /* slabs with a free record */
+    qt_async_slab *full;
+    qt_async_slab *spare;         /* an empty one, against alloc/free churn */
 } qt_async_set;
 
 void qt_async_set_init(qt_async_set *set, const qt_async_ops *ops, void *owner);
@@ -92,5 +100,19 @@ bool qt_async_begin_stop(qt_async_set *set);
 /* Graceful stop: closes the idle keep-alive connections (not the ones
  * that have not spoken yet: they are still owed a response). */
 void qt_async_drop_idle(qt_async_set *set);
+
+/*
+ * The MPM's trimmer asks every period whether a burst is over: activity
+ * since the last trim, none during the last period and nothing in flight.
+ * True once per burst; the MPM then gives its stack caches and malloc's
+ * free pages back.  Never under steady load, where the next requests
+ * would only fault the pages in again.  One caller per set.
+ */
+typedef struct qt_async_trim {
+    unsigned long last;           /* activity count at the previous call */
+    unsigned long trimmed;        /* ... at the last trim */
+} qt_async_trim;
+
+bool qt_async_trim_due(qt_async_set *set, qt_async_trim *t);
 
 #endif

@@ -70,6 +70,8 @@
 #define ACCEPT_BURST 32           /* accepts before letting others run */
 #define STACK_MIN_BYTES (16 * 1024)
 #define STACK_MAX_BYTES (8 * 1024 * 1024)
+#define TRIM_PERIOD_MS 250        /* a burst is over after this long quiet */
+#define TRIM_KEEP_STACKS 8        /* cached stacks kept (one page each) */
 
 extern const qt_module mpm_event_module;
 
@@ -273,8 +275,10 @@ static void resume_acceptors(ev_child *ch)
 
 static void on_served(void *owner, unsigned was)
 {
+    ev_child *ch = owner;
+
     (void)was;
-    resume_acceptors(owner);
+    resume_acceptors(ch);
 }
 
 static const qt_async_ops ev_async_ops = {
@@ -367,29 +371,30 @@ static void on_master_gone(int fd, int result, void *arg)
     begin_stop(arg);
 }
 
-/* After every wake-up of the loop: a stop signal, or a newer generation. */
 /*
- * After a burst, freed request buffers stay in malloc's free lists as
- * resident pages.  Once a second, if connections came and nothing is in
- * flight, hand them back: idle connections are then all that memory pays
- * for.  begin_stop() wakes this coroutine so it ends with the child.
+ * After a burst, freed request buffers stay in malloc's free lists and the
+ * cached coroutine stacks keep the pages they touched, all resident.  Once
+ * a burst is over (activity since the last trim, none in the last period,
+ * nothing in flight), hand them back: idle connections are then all that
+ * memory pays for.  Never under steady load, where the next request would
+ * only fault the pages in again.  begin_stop() wakes this coroutine so it
+ * ends with the child.
  */
 static void trimmer(void *arg)
 {
     ev_child *ch = arg;
-    unsigned long seen = 0;
+    qt_async_trim t = { 0, 0 };
 
     while (!ch->conns.stopping) {
-        coro_park_until(qt_now_ms() + 1000);
-        if (ch->conns.stopping || ch->conns.active > 0 ||
-            ch->conns.accepted == seen)
-            continue;
-        seen = ch->conns.accepted;
-        coro_sched_trim(ch->sched, CORO_STACK_CACHE_DEFAULT);
-        malloc_trim(0);
+        coro_park_until(qt_now_ms() + TRIM_PERIOD_MS);
+        if (qt_async_trim_due(&ch->conns, &t)) {
+            coro_sched_trim(ch->sched, TRIM_KEEP_STACKS);
+            malloc_trim(0);
+        }
     }
 }
 
+/* After every wake-up of the loop: a stop signal, or a newer generation. */
 static void on_tick(coro_sched *s, void *arg)
 {
     ev_child *ch = arg;

@@ -12,6 +12,14 @@
  *
  * What this model costs is visible in the benchmarks: a fork() and an
  * exit() per connection, and one whole process per concurrent client.
+ *
+ * Overload.  At the limit, keep-alive clients would hold every process
+ * while the backlog waits forever; so while the server is full and clients
+ * are waiting, each child closes its connection after the response in
+ * progress (the scoreboard's no_keepalive flag), and the waiting clients
+ * get their turn in accept order.  And a fork costs milliseconds: when
+ * more clients wait than processes are free, a client that has already
+ * hung up (wrk restarting, a browser giving up) gets no process.
  */
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE   /* accept4, pipe2, ppoll */
@@ -21,6 +29,8 @@
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -98,7 +108,8 @@ static void configure(qt_supervisor *sv)
 
 static void serve(const qt_config *cfg, qt_sb_slot *slot, int fd,
                   const qt_listener *l, const struct sockaddr_storage *peer,
-                  socklen_t len, volatile sig_atomic_t *stop)
+                  socklen_t len, volatile sig_atomic_t *stop,
+                  const atomic_int *no_keepalive)
 {
     qt_conn *c;
 
@@ -106,7 +117,7 @@ static void serve(const qt_config *cfg, qt_sb_slot *slot, int fd,
     atomic_fetch_add(&slot->connections, 1);
     c = qt_conn_create(cfg, fd, l, (const struct sockaddr *)peer, len);
     c->scoreboard_slot = slot;
-    qt_conn_run(c, stop);
+    qt_mpm_conn_run(c, stop, no_keepalive);
 }
 
 static void accept_failed(int err)
@@ -139,7 +150,7 @@ static void serve_here(qt_supervisor *sv)
         if (fd < 0)
             accept_failed(errno);
         else
-            serve(cfg, slot, fd, l, &peer, len, stop);
+            serve(cfg, slot, fd, l, &peer, len, stop, NULL);
         l = l->next ? l->next : cfg->listeners;
     }
 }
@@ -158,7 +169,8 @@ static int child_run(qt_supervisor *sv, unsigned proc, bool one_process)
         serve_here(sv);
         return 0;
     }
-    serve(sv->rt->cfg, slot, p->fd, p->l, p->peer, p->len, qt_child_stop_flag());
+    serve(sv->rt->cfg, slot, p->fd, p->l, p->peer, p->len, qt_child_stop_flag(),
+          &sv->sb->no_keepalive);
     qt_sb_set_state(slot, QT_SB_DEAD);
     return 0;
 }
@@ -194,6 +206,31 @@ static void hand_off(qt_supervisor *sv, int fd, const qt_listener *l,
         qt_poll_sleep_ms(100);     /* out of processes: let some exit */
 }
 
+/* Clients in a listener's accept queue (Linux reports it in TCP_INFO). */
+static unsigned backlog_len(int fd)
+{
+    struct tcp_info ti;
+    socklen_t len = sizeof ti;
+
+    if (getsockopt(fd, IPPROTO_TCP, TCP_INFO, &ti, &len) < 0)
+        return 0;                  /* not TCP: never skip anyone */
+    return ti.tcpi_unacked;
+}
+
+/* The client has closed its end (or reset) before we served it. */
+static bool peer_gone(int fd)
+{
+    struct pollfd p = { .fd = fd, .events = POLLIN | POLLRDHUP };
+
+    return poll(&p, 1, 0) > 0 && (p.revents & (POLLRDHUP | POLLHUP | POLLERR));
+}
+
+/* Worth a fork: always, unless more wait than can be served now. */
+static bool worth_a_child(const forkm *fm, const qt_listener *l, int fd)
+{
+    return backlog_len(l->fd) < fm->limit - fm->live || !peer_gone(fd);
+}
+
 /* Accepts what is pending on listener l, as long as a child may start. */
 static void accept_pending(qt_supervisor *sv, const qt_listener *l)
 {
@@ -209,8 +246,19 @@ static void accept_pending(qt_supervisor *sv, const qt_listener *l)
             accept_failed(errno);
             return;
         }
-        hand_off(sv, fd, l, &peer, len);
+        if (worth_a_child(fm, l, fd))
+            hand_off(sv, fd, l, &peer, len);
+        else
+            close(fd);
     }
+}
+
+/* Full: tells the children to close after each response while clients wait. */
+static void note_full(qt_supervisor *sv, struct pollfd *lfd, size_t n)
+{
+    bool waiting = n > 0 && poll(lfd, n, 0) > 0;
+
+    atomic_store(&sv->sb->no_keepalive, waiting);
 }
 
 /* Fills pfd: [0] the signal pipe, then the listeners if a child may start. */
@@ -221,15 +269,18 @@ static size_t build_pollset(qt_supervisor *sv, struct pollfd *pfd,
     size_t n = 1;
 
     pfd[0] = (struct pollfd){ .fd = qt_signal_fd(), .events = POLLIN };
-    if (fm->live >= fm->limit) {
-        qt_supervisor_at_limit(sv);
-        return n;                  /* the kernel's backlog holds the rest */
-    }
     for (const qt_listener *l = sv->rt->cfg->listeners; l && n < max; l = l->next)
         if (l->fd >= 0) {
             ls[n] = l;
             pfd[n++] = (struct pollfd){ .fd = l->fd, .events = POLLIN };
         }
+    if (fm->live >= fm->limit) {
+        qt_supervisor_at_limit(sv);
+        note_full(sv, pfd + 1, n - 1);
+        return 1;                  /* the kernel's backlog holds the rest */
+    }
+    if (atomic_load(&sv->sb->no_keepalive))
+        atomic_store(&sv->sb->no_keepalive, 0);
     return n;
 }
 

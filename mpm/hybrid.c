@@ -13,7 +13,8 @@
  * A connection holds a coroutine (a stack) only while a request is in
  * progress.  Between requests it is a bare fd watched by the netpoller
  * (mt_watch_fd), so idle keep-alive clients cost a descriptor and a few
- * hundred bytes.
+ * hundred bytes.  After a burst a trimmer coroutine gives the stack
+ * caches and malloc's free pages back (event's policy, async_conn.h).
  *
  * Directives (Apache names where they exist):
  *   Threads (online CPUs)    worker threads of the child (1 to 64).
@@ -40,6 +41,7 @@
 #define _GNU_SOURCE   /* accept4 */
 #endif
 #include <errno.h>
+#include <malloc.h>
 #include <poll.h>
 #include <pthread.h>
 #include <signal.h>
@@ -66,6 +68,8 @@
 #define STACK_MIN_BYTES (16 * 1024)
 #define STACK_MAX_BYTES (8 * 1024 * 1024)
 #define SLOTS_MAX 1024
+#define TRIM_PERIOD_MS 250        /* a burst is over after this long quiet */
+#define TRIM_KEEP_STACKS 8        /* cached stacks kept in all after one */
 
 extern const qt_module mpm_hybrid_module;
 
@@ -138,7 +142,7 @@ typedef struct hy_child hy_child;
 typedef struct hy_listener {
     hy_child *ch;
     const qt_listener *l;
-    _Atomic(mt_coro *) acceptor;
+    mt_coro *acceptor;            /* under ch->lock: NULL once ending */
     _Atomic bool paused;          /* at the connection cap */
 } hy_listener;
 
@@ -153,9 +157,10 @@ struct hy_child {
     mt_sched *sched;
     hy_listener *ls;
     size_t nls;
-    pthread_mutex_t lock;         /* the free slots */
+    pthread_mutex_t lock;         /* the free slots, trimmer */
     unsigned *free_slots;         /* scoreboard slots 1.. not in use */
     unsigned nfree;
+    mt_coro *trimmer;             /* under lock: NULL once it is ending */
     volatile sig_atomic_t *stop_flag;
     int death_fd;
 };
@@ -227,14 +232,29 @@ static void slot_give_back(void *owner, unsigned i)
     pthread_mutex_unlock(&ch->lock);
 }
 
-static void resume_acceptors(hy_child *ch)
+/*
+ * Wakes the paused acceptors, or (all) every acceptor and the trimmer.
+ * Under the lock, which they take to clear their pointer before they
+ * end: a coroutine cannot finish, and its stack serve another, while we
+ * wake it.
+ */
+static void wake_helpers(hy_child *ch, bool all)
 {
+    pthread_mutex_lock(&ch->lock);
     for (size_t i = 0; i < ch->nls; i++) {
-        mt_coro *co = atomic_load(&ch->ls[i].acceptor);
+        mt_coro *co = ch->ls[i].acceptor;
 
-        if (co && atomic_load(&ch->ls[i].paused))
+        if (co && (all || atomic_load(&ch->ls[i].paused)))
             mt_ready(co);
     }
+    if (all && ch->trimmer)
+        mt_ready(ch->trimmer);
+    pthread_mutex_unlock(&ch->lock);
+}
+
+static void resume_acceptors(hy_child *ch)
+{
+    wake_helpers(ch, false);
 }
 
 /* Only the drop from the cap wakes the acceptors (see pause_accepting). */
@@ -308,7 +328,9 @@ static void acceptor(void *arg)
         else
             accept_one(el, &burst);
     }
-    atomic_store(&el->acceptor, NULL);
+    pthread_mutex_lock(&ch->lock);
+    el->acceptor = NULL;
+    pthread_mutex_unlock(&ch->lock);
     /* Our copy only: the master keeps the socket for the next child. */
     mt_fd_forget(ch->sched, el->l->fd);
     close(el->l->fd);
@@ -324,13 +346,7 @@ static void begin_stop(hy_child *ch)
     if (!qt_async_begin_stop(&ch->conns))
         return;
     qt_sb_set_state(ch->slot, QT_SB_GRACEFUL);
-    resume_acceptors(ch);
-    for (size_t i = 0; i < ch->nls; i++) {
-        mt_coro *co = atomic_load(&ch->ls[i].acceptor);
-
-        if (co)
-            mt_ready(co);
-    }
+    wake_helpers(ch, true);
     qt_async_drop_idle(&ch->conns);
     if (ch->death_fd >= 0)
         mt_unwatch_fd(ch->sched, ch->death_fd);
@@ -340,6 +356,30 @@ static void on_master_gone(int fd, int result, void *arg)
     (void)fd;
     (void)result;
     begin_stop(arg);
+}
+
+/*
+ * After a burst the stack caches (per worker and shared) and malloc's
+ * free lists hold resident pages nothing uses.  The policy is event's
+ * (qt_async_trim_due): once a burst is over, hand them back, so idle
+ * connections are all the memory pays for.  begin_stop() wakes this
+ * coroutine so it ends with the child.
+ */
+static void trimmer(void *arg)
+{
+    hy_child *ch = arg;
+    qt_async_trim t = { 0, 0 };
+
+    while (!atomic_load(&ch->conns.stopping)) {
+        mt_park_until(qt_now_ms() + TRIM_PERIOD_MS);
+        if (qt_async_trim_due(&ch->conns, &t)) {
+            mt_sched_trim(ch->sched, TRIM_KEEP_STACKS);
+            malloc_trim(0);
+        }
+    }
+    pthread_mutex_lock(&ch->lock);
+    ch->trimmer = NULL;
+    pthread_mutex_unlock(&ch->lock);
 }
 
 /* After every poll: a stop signal, or a newer generation. */
@@ -362,9 +402,13 @@ static void child_start(void *arg)
 
     if (ch->death_fd >= 0)
         mt_watch_fd(ch->sched, ch->death_fd, 0, on_master_gone, ch);
+    /* Under the lock: neither may end before its pointer is set. */
+    pthread_mutex_lock(&ch->lock);
     for (size_t i = 0; i < ch->nls; i++)
-        atomic_store(&ch->ls[i].acceptor,
-                     mt_spawn(ch->sched, acceptor, &ch->ls[i]));
+        ch->ls[i].acceptor = mt_spawn(ch->sched, acceptor, &ch->ls[i]);
+    if (!atomic_load(&ch->conns.stopping))
+        ch->trimmer = mt_spawn(ch->sched, trimmer, ch);
+    pthread_mutex_unlock(&ch->lock);
     qt_sb_set_state(ch->slot, QT_SB_READY);
 }
 

@@ -55,6 +55,8 @@ typedef struct qt_sb_process {
 
 typedef struct qt_scoreboard {
     atomic_uint running_generation;   /* children of older generations exit */
+    atomic_int no_keepalive;          /* full with clients waiting: close
+                                         connections after each response */
     int64_t restart_time;             /* time(NULL) of the last (re)start */
     unsigned nprocs;                  /* ServerLimit */
     unsigned nslots;                  /* per process (ThreadLimit, or 1) */

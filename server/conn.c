@@ -10,8 +10,9 @@
  *
  * Waiting happens only inside qt_conn_read()/qt_conn_write() (io.c), which
  * ask the MPM to wait.  An idle connection keeps no request buffer: it is
- * freed before returning QT_CONN_IDLE, so a parked keep-alive connection in
- * event/hybrid costs little more than its fd and this struct.
+ * freed before returning QT_CONN_IDLE, and event/hybrid then trade the
+ * struct itself for a qt_conn_idle record (qt_conn_release_idle), so a
+ * parked keep-alive connection costs little more than its fd.
  */
 #include "conn.h"
 
@@ -37,6 +38,24 @@
 #define LINGER_MS 2000           /* per read while draining before close */
 #define LINGER_TOTAL_MS 30000
 
+/* Dotted quad by hand: glibc's inet_ntop goes through sprintf, and event
+ * and hybrid format the addresses again on every resume from idle. */
+static void ipv4_text(const struct in_addr *a, char *out)
+{
+    const unsigned char *b = (const unsigned char *)&a->s_addr;
+
+    for (int i = 0; i < 4; i++) {
+        unsigned v = b[i];
+
+        if (v >= 100)
+            *out++ = (char)('0' + v / 100);
+        if (v >= 10)
+            *out++ = (char)('0' + v / 10 % 10);
+        *out++ = (char)('0' + v % 10);
+        *out++ = i < 3 ? '.' : '\0';
+    }
+}
+
 static void addr_text(const qt_sockaddr *ss, char *ip, size_t iplen, int *port)
 {
     if (ss->sa.sa_family == AF_INET6) {
@@ -45,7 +64,10 @@ static void addr_text(const qt_sockaddr *ss, char *ip, size_t iplen, int *port)
         *port = ntohs(s6->sin6_port);
     } else if (ss->sa.sa_family == AF_INET) {
         const struct sockaddr_in *s4 = &ss->in;
-        inet_ntop(AF_INET, &s4->sin_addr, ip, (socklen_t)iplen);
+        if (iplen >= INET_ADDRSTRLEN)
+            ipv4_text(&s4->sin_addr, ip);
+        else
+            inet_ntop(AF_INET, &s4->sin_addr, ip, (socklen_t)iplen);
         *port = ntohs(s4->sin_port);
     } else {
         snprintf(ip, iplen, "unknown");
@@ -62,13 +84,14 @@ static bool listener_is_wildcard(const qt_listener *l)
     return true;
 }
 
-qt_conn *qt_conn_create(const qt_config *cfg, int fd, const qt_listener *l,
-                        const struct sockaddr *peer, socklen_t peerlen)
+/* The struct in a pool of its own, with what every connection starts with. */
+static qt_conn *conn_alloc(const qt_config *cfg, int fd, const qt_listener *l)
 {
-    /* Sized for the struct and the MPM's few bytes: idle memory counts. */
+    /* Sized for the struct and a transport's few bytes (mod_ssl's). */
     qt_pool *pool = qt_pool_create(sizeof(qt_conn) + 96);
     qt_conn *c = qt_pcalloc(pool, sizeof(*c));
     c->pool = pool;
+    c->pool_base = (unsigned)qt_pool_used(pool);
     c->fd = fd;
     c->cfg = cfg;
     c->listener = l;
@@ -76,16 +99,28 @@ qt_conn *qt_conn_create(const qt_config *cfg, int fd, const qt_listener *l,
     c->keep_alive = true;
     qt_buf_init(&c->in);
     qt_buf_init(&c->out);
+    return c;
+}
+
+static void conn_addr_texts(qt_conn *c)
+{
+    addr_text(&c->peer, c->peer_ip, sizeof(c->peer_ip), &c->peer_port);
+    addr_text(&c->local, c->local_ip, sizeof(c->local_ip), &c->local_port);
+}
+
+qt_conn *qt_conn_create(const qt_config *cfg, int fd, const qt_listener *l,
+                        const struct sockaddr *peer, socklen_t peerlen)
+{
+    qt_conn *c = conn_alloc(cfg, fd, l);
     if (peer && peerlen <= sizeof(c->peer))
         memcpy(&c->peer, peer, peerlen);
-    addr_text(&c->peer, c->peer_ip, sizeof(c->peer_ip), &c->peer_port);
     /* The local address is the listener's unless it listens on a wildcard. */
     socklen_t len = sizeof(c->local);
     if (l && !listener_is_wildcard(l) && l->addrlen <= sizeof(c->local))
         memcpy(&c->local, &l->addr, l->addrlen);
     else
         getsockname(fd, &c->local.sa, &len);
-    addr_text(&c->local, c->local_ip, sizeof(c->local_ip), &c->local_port);
+    conn_addr_texts(c);
     /* Responses go out in one writev; Nagle would only delay pipelined ones. */
     int one = 1;
     setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
@@ -95,6 +130,41 @@ qt_conn *qt_conn_create(const qt_config *cfg, int fd, const qt_listener *l,
         if (cfg->modules[i]->conn_init)
             cfg->modules[i]->conn_init(c);
     return c;
+}
+
+bool qt_conn_release_idle(qt_conn *c, qt_conn_idle *out)
+{
+    if (c->transport != &qt_tcp_transport || c->transport_data ||
+        qt_pool_used(c->pool) != c->pool_base || c->rpool ||
+        c->in.data || c->out.data || c->lingering || c->aborted)
+        return false;
+    *out = (qt_conn_idle){
+        .listener = c->listener,
+        .peer = c->peer,
+        .local = c->local,
+        .fd = c->fd,
+        .requests = c->requests,
+    };
+    qt_pool_destroy(c->pool);
+    return true;
+}
+
+/* Only what qt_conn_release_idle() saw can differ from a fresh conn: the
+ * socket options and the modules' conn_init stay done. */
+qt_conn *qt_conn_resume(const qt_config *cfg, const qt_conn_idle *saved)
+{
+    qt_conn *c = conn_alloc(cfg, saved->fd, saved->listener);
+    c->peer = saved->peer;
+    c->local = saved->local;
+    conn_addr_texts(c);
+    c->requests = saved->requests;
+    c->idle_since_ms = qt_coarse_now_ms();
+    return c;
+}
+
+void qt_conn_close_idle(const qt_conn_idle *saved)
+{
+    close(saved->fd);
 }
 
 int64_t qt_conn_idle_deadline(const qt_conn *c)
@@ -178,6 +248,27 @@ static void serve_one(qt_conn *c, qt_request *r, size_t head_len)
     qt_sb_note_done(c->scoreboard_slot, r->bytes_sent);
 }
 
+/*
+ * An event loop wakes an idle connection on the socket's next readiness
+ * edge.  When the last read filled its buffer (a request body read to the
+ * byte, with a pipelined request right behind it) or the transport holds
+ * bytes, no edge may be left to come: read once without waiting first.
+ * Returns the bytes added to c->in, QT_AGAIN when the connection is truly
+ * idle, 0 or an error when it is over.
+ */
+static ssize_t read_unannounced(qt_conn *c)
+{
+    if (!c->read_full && !(c->transport->pending && c->transport->pending(c)))
+        return QT_AGAIN;
+    qt_buf_reserve(&c->in, READ_CHUNK);
+    size_t room = c->in.cap - c->in.len;
+    ssize_t r = c->transport->recv(c, c->in.data + c->in.len, room);
+    c->read_full = r == (ssize_t)room;
+    if (r > 0)
+        c->in.len += (size_t)r;
+    return r;
+}
+
 int qt_conn_serve(qt_conn *c)
 {
     const qt_server *s = c->cfg->main;
@@ -201,7 +292,10 @@ int qt_conn_serve(qt_conn *c)
         if (!c->keep_alive || c->aborted)
             return QT_CONN_CLOSE;
         c->idle_since_ms = qt_coarse_now_ms();
-        if (c->in.len == 0) {
+        ssize_t more = c->in.len ? 1 : read_unannounced(c);
+        if (more == 0 || (more < 0 && more != QT_AGAIN))
+            return QT_CONN_CLOSE;
+        if (more == QT_AGAIN) {
             /* Idle: under event/hybrid give the buffers back, so a parked
              * connection costs little more than its fd.  A process or
              * thread MPM keeps them: the context is held anyway. */

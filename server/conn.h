@@ -49,12 +49,18 @@ typedef struct qt_transport {
     void (*shutdown)(qt_conn *c);
     /* Optional: frees transport state. */
     void (*release)(qt_conn *c);
+    /* Optional: true while the transport holds received bytes that the
+     * socket no longer shows (TLS records read ahead): never idle then. */
+    bool (*pending)(const qt_conn *c);
 } qt_transport;
 
 extern const qt_transport qt_tcp_transport;
 
 struct qt_conn {
     int fd;
+    unsigned pool_base;               /* c->pool bytes used by the struct
+                                         alone: more means a module keeps
+                                         state there */
     const qt_config *cfg;
     const qt_listener *listener;
     const qt_transport *transport;
@@ -79,6 +85,8 @@ struct qt_conn {
     bool keep_alive;                  /* may serve another request */
     bool lingering;                   /* unread input may remain: linger on close */
     bool aborted;                     /* client gone or I/O error */
+    bool read_full;                   /* the last read filled its buffer: the
+                                         socket may hold more, unannounced */
     bool tls;                         /* transport is TLS (HTTPS=on) */
     int64_t idle_since_ms;
     void *mpm_data;                   /* for the MPM's bookkeeping */
@@ -100,6 +108,30 @@ int qt_conn_serve(qt_conn *c);
 int64_t qt_conn_idle_deadline(const qt_conn *c);
 /* Lingering close when needed, then frees everything. */
 void qt_conn_close(qt_conn *c);
+
+/*
+ * An idle keep-alive connection reduced to what brings it back: event and
+ * hybrid park this instead of the whole qt_conn (about a quarter of its
+ * size, and no pool), so a silent client costs little more than its fd.
+ */
+typedef struct qt_conn_idle {
+    const qt_listener *listener;
+    qt_sockaddr peer, local;
+    int fd;
+    unsigned requests;
+} qt_conn_idle;
+
+/*
+ * Frees an idle connection but not its fd, saving in *out what
+ * qt_conn_resume() needs, when nothing else hangs on it: a plain TCP
+ * transport, no buffers, nothing a module put in its pool.  False (and c
+ * untouched) otherwise: a TLS connection keeps its session while idle.
+ */
+bool qt_conn_release_idle(qt_conn *c, qt_conn_idle *out);
+/* The connection again, as it was when released. */
+qt_conn *qt_conn_resume(const qt_config *cfg, const qt_conn_idle *saved);
+/* Closes a released connection (nothing is left to send or drain). */
+void qt_conn_close_idle(const qt_conn_idle *saved);
 /* The blocking MPMs' loop: serve, wait for the next request, close. */
 void qt_conn_run(qt_conn *c, volatile sig_atomic_t *stop_keepalive);
 

@@ -18,10 +18,12 @@
 #include <string.h>
 #include <sys/sendfile.h>
 #include <sys/socket.h>
+#include <sys/time.h>
 #include <unistd.h>
 
 #include "conn.h"
 #include "mpm.h"
+#include "mpm_common.h"
 
 /* ------------------------------------------------------- plain TCP */
 
@@ -81,6 +83,145 @@ const qt_transport qt_tcp_transport = {
     .sendfile = tcp_sendfile,
 };
 
+/* ------------------------------------------ blocking keep-alive waits */
+
+/*
+ * Under fork, prefork and worker a connection has a process or thread to
+ * itself, so its keep-alive wait may sleep inside recv(): one syscall per
+ * request where poll() then recv() takes two.  For that the socket itself
+ * turns blocking (O_NONBLOCK off, SO_RCVTIMEO = KeepAliveTimeout).  Which
+ * transport a connection has says which mode its socket is in, so nothing
+ * else needs to know: these two keep every call the core makes
+ * non-blocking with MSG_DONTWAIT, and sendfile(), which has no such flag,
+ * turns the socket back to non-blocking first.
+ */
+
+#define READ_CHUNK 4096
+#define TIMEO_SLACK_MS 10       /* a blocking recv may end this much late */
+
+static const qt_transport tcp_blocking_transport;
+static const qt_transport tcp_unblocked_transport;
+
+static ssize_t tcpb_recv(qt_conn *c, void *buf, size_t n)
+{
+    ssize_t r;
+    do
+        r = tcp_result(c, recv(c->fd, buf, n, MSG_DONTWAIT), POLLIN);
+    while (r == RETRY);
+    return r;
+}
+
+static ssize_t tcpb_send(qt_conn *c, const struct iovec *iov, int iovcnt)
+{
+    struct msghdr mh = { .msg_iov = (struct iovec *)iov, .msg_iovlen = (size_t)iovcnt };
+    ssize_t r;
+    do
+        r = tcp_result(c, sendmsg(c->fd, &mh, MSG_NOSIGNAL | MSG_DONTWAIT), POLLOUT);
+    while (r == RETRY);
+    return r;
+}
+
+static int set_nonblocking(int fd, bool on)
+{
+    return fcntl(fd, F_SETFL, on ? O_NONBLOCK : 0);
+}
+
+static ssize_t tcpb_sendfile(qt_conn *c, int fd, off_t *off, size_t n)
+{
+    if (set_nonblocking(c->fd, true) < 0)
+        return QT_ERROR;
+    c->transport = &tcp_unblocked_transport;
+    return tcp_sendfile(c, fd, off, n);
+}
+
+/* Blocking socket: only the keep-alive wait blocks. */
+static const qt_transport tcp_blocking_transport = {
+    .name = "tcp",
+    .recv = tcpb_recv,
+    .send = tcpb_send,
+    .sendfile = tcpb_sendfile,
+};
+
+/* Non-blocking again after a sendfile; SO_RCVTIMEO is already set. */
+static const qt_transport tcp_unblocked_transport = {
+    .name = "tcp",
+    .recv = tcp_recv,
+    .send = tcp_send,
+    .sendfile = tcp_sendfile,
+};
+
+/* The connection's keep-alive timeout, the one SO_RCVTIMEO holds. */
+static int64_t blocking_timeo_ms(const qt_conn *c)
+{
+    return c->cfg->main->keep_alive_timeout_ms;
+}
+
+/* Puts a plain TCP socket in blocking mode; false: wait with poll(). */
+static bool make_blocking(qt_conn *c)
+{
+    int64_t ms = blocking_timeo_ms(c);
+
+    if (c->transport == &tcp_blocking_transport)
+        return true;
+    if (c->transport == &qt_tcp_transport) {
+        /* SO_RCVTIMEO 0 would mean forever. */
+        struct timeval tv = { .tv_sec = ms / 1000, .tv_usec = ms % 1000 * 1000 };
+        if (ms <= 0 || setsockopt(c->fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv) < 0)
+            return false;
+    } else if (c->transport != &tcp_unblocked_transport) {
+        return false;              /* TLS and other transports poll */
+    }
+    if (set_nonblocking(c->fd, false) < 0)
+        return false;
+    c->transport = &tcp_blocking_transport;
+    return true;
+}
+
+void qt_conn_unblock(qt_conn *c)
+{
+    if (c->transport == &tcp_blocking_transport && set_nonblocking(c->fd, true) == 0)
+        c->transport = &tcp_unblocked_transport;
+}
+
+/* One read of the wait: blocking when SO_RCVTIMEO ends it in time. */
+static ssize_t wait_read(qt_conn *c, void *buf, size_t n, int64_t deadline)
+{
+    int64_t left = deadline - qt_now_ms();
+
+    if (left <= 0)
+        return QT_TIMEOUT;
+    if (left + TIMEO_SLACK_MS >= blocking_timeo_ms(c))
+        return recv(c->fd, buf, n, 0);
+    int rc = qt_wait_fd(c->fd, POLLIN, deadline);
+    if (rc != QT_OK)
+        return rc;
+    return recv(c->fd, buf, n, MSG_DONTWAIT);
+}
+
+int qt_conn_wait_request(qt_conn *c, int64_t deadline)
+{
+    if (!make_blocking(c))
+        return qt_wait_fd(c->fd, POLLIN, deadline);
+    qt_buf_reserve(&c->in, READ_CHUNK);
+    for (;;) {
+        ssize_t r = wait_read(c, c->in.data + c->in.len, c->in.cap - c->in.len, deadline);
+        if (r > 0) {
+            c->in.len += (size_t)r;
+            return QT_OK;
+        }
+        if (r == 0)
+            return QT_CLOSED;
+        if (r != -1)
+            return (int)r;         /* the deadline passed */
+        int e = errno;
+        /* EAGAIN: SO_RCVTIMEO expired, EINTR: a signal; the deadline decides. */
+        if (e != EAGAIN && e != EWOULDBLOCK && e != EINTR) {
+            c->aborted = true;
+            return QT_ERROR;
+        }
+    }
+}
+
 /* ------------------------------------------------ connection calls */
 
 static int wait_conn(qt_conn *c, int64_t deadline)
@@ -98,6 +239,7 @@ ssize_t qt_conn_read(qt_conn *c, void *buf, size_t n, int64_t deadline)
         if (r != QT_AGAIN) {
             if (r < 0)
                 c->aborted = true;
+            c->read_full = r == (ssize_t)n;
             return r;
         }
         int rc = wait_conn(c, deadline);

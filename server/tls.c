@@ -4,10 +4,14 @@
 #include "tls.h"
 
 #include <errno.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <poll.h>
 #include <stdio.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/socket.h>
+#include <unistd.h>
 #include <openssl/core_names.h>
 #include <openssl/err.h>
 #include <openssl/evp.h>
@@ -21,6 +25,20 @@
 
 #ifdef SSL_OP_ENABLE_KTLS
 static const qt_transport qt_tls_ktls_transport;
+
+/* Without the kernel's tls module OpenSSL would try (and fail) to switch
+ * every connection to kernel TLS, two system calls per handshake: ask the
+ * kernel once, when the config loads.  An unconnected socket answers
+ * ENOTCONN if the module is there, ENOENT if not. */
+static bool kernel_has_tls(void)
+{
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    bool has = fd >= 0 && (setsockopt(fd, IPPROTO_TCP, TCP_ULP, "tls", sizeof("tls")) == 0 ||
+                           errno != ENOENT);
+    if (fd >= 0)
+        close(fd);
+    return has;
+}
 #endif
 
 typedef struct tls_conn {
@@ -70,11 +88,15 @@ static int mac_init(EVP_MAC_CTX *hctx, const ticket_key *k)
     return EVP_MAC_CTX_set_params(hctx, params);
 }
 
-/* OpenSSL's ticket callback: 1 ok, 2 ok but renew (previous key), 0 unknown. */
+/*
+ * OpenSSL's ticket callback: 1 ok, 2 ok but renew, 0 unknown.  A TLS 1.3
+ * client uses each ticket once (RFC 8446, C.4), so a resumed TLS 1.3
+ * connection always gets a fresh one, or the client's next connection is a
+ * full handshake.  TLS 1.2 renews only tickets made with the previous key.
+ */
 static int ticket_cb(SSL *s, unsigned char name[16], unsigned char *iv,
                      EVP_CIPHER_CTX *ectx, EVP_MAC_CTX *hctx, int enc)
 {
-    (void)s;
     if (ring.n == 0)
         return 0;
     if (enc) {
@@ -93,7 +115,7 @@ static int ticket_cb(SSL *s, unsigned char name[16], unsigned char *iv,
         if (mac_init(hctx, k) != 1 ||
             EVP_DecryptInit_ex(ectx, EVP_aes_256_cbc(), NULL, k->aes, iv) != 1)
             return -1;
-        return i == 0 ? 1 : 2;
+        return i == 0 && SSL_version(s) != TLS1_3_VERSION ? 1 : 2;
     }
     return 0;
 }
@@ -296,10 +318,15 @@ SSL_CTX *qt_tls_ctx_new(const qt_tls_settings *s, char *err, size_t errlen)
     SSL_CTX_set_options(ctx, SSL_OP_IGNORE_UNEXPECTED_EOF | SSL_OP_NO_RENEGOTIATION |
                              SSL_OP_NO_COMPRESSION);
 #ifdef SSL_OP_ENABLE_KTLS
-    SSL_CTX_set_options(ctx, SSL_OP_ENABLE_KTLS);
+    if (kernel_has_tls())
+        SSL_CTX_set_options(ctx, SSL_OP_ENABLE_KTLS);
 #endif
     SSL_CTX_set_mode(ctx, SSL_MODE_ENABLE_PARTIAL_WRITE |
                           SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER | SSL_MODE_RELEASE_BUFFERS);
+    /* One recv per record instead of two (header, then body), and the
+     * client's Finished and first request in one; tls_pending() tells the
+     * core about what is left in the buffer. */
+    SSL_CTX_set_read_ahead(ctx, 1);
     if (set_versions(ctx, s, err, errlen) != QT_OK || set_ciphers(ctx, s, err, errlen) != QT_OK ||
         load_certs(ctx, s, err, errlen) != QT_OK)
         goto fail;
@@ -347,6 +374,17 @@ static ssize_t tls_recv(qt_conn *c, void *buf, size_t n)
         return (ssize_t)got;
     }
     return ssl_result(c, t, r);
+}
+
+/*
+ * Read-ahead (see qt_tls_ctx_new) leaves whole records in OpenSSL's buffer
+ * that poll() no longer reports, and so does a record bigger than the
+ * caller's buffer: the core asks here before it waits on the socket.
+ */
+static bool tls_pending(const qt_conn *c)
+{
+    const tls_conn *t = c->transport_data;
+    return t->ssl && SSL_has_pending(t->ssl);
 }
 
 static ssize_t write_piece(qt_conn *c, tls_conn *t, const void *p, size_t n)
@@ -454,6 +492,7 @@ const qt_transport qt_tls_transport = {
     .handshake = tls_handshake,
     .shutdown = tls_shutdown,
     .release = tls_release,
+    .pending = tls_pending,
 };
 
 #ifdef SSL_OP_ENABLE_KTLS
@@ -465,6 +504,7 @@ static const qt_transport qt_tls_ktls_transport = {
     .handshake = tls_handshake,
     .shutdown = tls_shutdown,
     .release = tls_release,
+    .pending = tls_pending,
 };
 #endif
 

@@ -20,6 +20,12 @@
  * rotates it at every configuration load (start, restart, graceful), before
  * children are forked, so every child encrypts with the same current key
  * and still accepts tickets made with the previous one (those are renewed).
+ * A resumed TLS 1.3 connection always gets a fresh ticket: clients use each
+ * one once.
+ *
+ * Reads use OpenSSL's read-ahead (one recv per record, not two), so
+ * received records can wait in OpenSSL's buffer where poll() cannot see
+ * them: the transport's pending() tells the core not to go idle then.
  */
 #ifndef QT_TLS_H
 #define QT_TLS_H

@@ -42,23 +42,29 @@ enum coro_fd_mode {
     CORO_FD_ONESHOT             /* armed per wait */
 };
 
-/* Allocated on first use of an fd number, kept until the scheduler dies. */
+/*
+ * One per fd number, in chunks allocated on first use of a number in
+ * their range and kept until the scheduler dies: every idle connection
+ * has one, so it is kept small (64 bytes, no malloc of its own).
+ */
 typedef struct coro_fdslot {
     int fd;
-    enum coro_fd_mode mode;
-    uint32_t latched;           /* ET edges seen with no waiter */
+    uint8_t mode;               /* enum coro_fd_mode */
+    uint8_t latched;            /* ET edges seen with no waiter (EPOLLIN/OUT) */
+    bool watch_ready;           /* readable before the watch began */
     coro *reader, *writer;
     coro_watch_fn *watch;       /* bare-fd watch, or NULL */
     void *watch_arg;
-    bool watch_ready;           /* readable before the watch began */
     coro_timer watch_timer;
 } coro_fdslot;
+
+#define CORO_SLOT_CHUNK 256u    /* fd slots per allocation */
 
 typedef struct coro_poller {
     int epfd;
     int evfd;                   /* eventfd: coro_sched_wake */
-    coro_fdslot **slots;        /* by fd number */
-    size_t nslots;
+    coro_fdslot **chunks;       /* by fd / CORO_SLOT_CHUNK */
+    size_t nchunks;
 } coro_poller;
 
 struct coro_sched {

@@ -69,6 +69,7 @@ struct mt_worker {
     uint64_t rand;
     coro_ctx ctx;               /* the worker's own stack */
     coro_stack_pool stacks;
+    _Atomic unsigned trim_seen; /* last mt_sched_trim() acted on */
     void *altstack;
     mt_coro *current;
     _Atomic uint64_t resumes;   /* the monitor's progress counter */
@@ -146,6 +147,8 @@ struct mt_sched {
     /* stacks for spawns from outside a worker */
     pthread_mutex_t slock;
     coro_stack_pool stacks;
+    _Atomic unsigned trim_gen;  /* bumped by mt_sched_trim() */
+    _Atomic unsigned trim_keep; /* stacks each worker keeps then */
 
     /* blocking pool */
     pthread_mutex_t block_lock;

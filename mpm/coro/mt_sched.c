@@ -687,7 +687,8 @@ static void idle_park(mt_worker *w)
     pthread_mutex_lock(&s->idle_lock);
     atomic_fetch_add(&s->nidle, 1);
     while (s->wakeups == 0 && !work_visible(s) && !finished(s) &&
-           atomic_load(&s->polling) && !(w->spare && surplus(s)))
+           atomic_load(&s->polling) && !(w->spare && surplus(s)) &&
+           atomic_load(&w->trim_seen) == atomic_load(&s->trim_gen))
         pthread_cond_wait(&s->idle_cond, &s->idle_lock);
     if (s->wakeups > 0)
         s->wakeups--;
@@ -703,6 +704,16 @@ static void go_idle(mt_worker *w)
         be_poller(w);
     else
         idle_park(w);
+}
+
+/* Only the owner touches its cache: each worker trims its own. */
+static void trim_own(mt_worker *w)
+{
+    mt_sched *s = w->s;
+    unsigned keep = atomic_load(&s->trim_keep) / s->nworkers;
+
+    coro_stack_pool_trim(&w->stacks, keep ? keep : 1);
+    atomic_store(&w->trim_seen, atomic_load(&s->trim_gen));
 }
 
 static void worker_loop(mt_worker *w)
@@ -727,6 +738,8 @@ static void worker_loop(mt_worker *w)
          * are usable again. */
         if (w->spare && surplus(s))
             break;
+        if (atomic_load(&w->trim_seen) != atomic_load(&s->trim_gen))
+            trim_own(w);
         go_idle(w);
     }
     stacks_to_shared(s, w);
@@ -755,6 +768,7 @@ static void worker_init(mt_sched *s, unsigned i, bool spare)
     w->spare = spare;
     w->rand = 0x9E3779B97F4A7C15ull * (i + 1);
     w->next_runs = 0;
+    atomic_store(&w->trim_seen, atomic_load(&s->trim_gen));
     mt_ring_init(&w->ring);
     atomic_store(&w->next, NULL);
     coro_stack_pool_init(&w->stacks, s->stack_size, s->stack_cache);
@@ -816,9 +830,15 @@ static void start_spare(mt_sched *s)
     }
 }
 
+/*
+ * The worker's CPU clock is read only once it stayed in one coroutine
+ * for a tick: under load it resumes another within every tick, and a
+ * clock read per worker per tick (a syscall) would cost every request.
+ */
 typedef struct mon_track {
     uint64_t resumes;
-    int64_t since;
+    int64_t since;              /* in the same coroutine since then */
+    int64_t cpu_at;             /* when cpu_since was read; -1: not yet */
     int64_t cpu_since;          /* the worker's CPU time then, ms */
 } mon_track;
 
@@ -852,15 +872,15 @@ static bool sleeping_in_kernel(mt_worker *w)
 
 /*
  * Same coroutine for MT_STUCK_MS: stuck if it burnt the CPU meanwhile (a
- * CPU-heavy handler) or sleeps in a blocking call.  A worker that was
- * merely preempted (the machine is overloaded) is not: a spare thread
- * would only add to the load.
+ * CPU-heavy handler: half of the time since its clock was read) or
+ * sleeps in a blocking call.  A worker that was merely preempted (the
+ * machine is overloaded) is not: a spare thread would only add to the load.
  */
-static bool really_stuck(mt_worker *w, const mon_track *t)
+static bool really_stuck(mt_worker *w, const mon_track *t, int64_t now)
 {
     int64_t cpu = cpu_ms(w);
 
-    return cpu < 0 || cpu - t->cpu_since >= MT_STUCK_MS / 2 ||
+    return cpu < 0 || 2 * (cpu - t->cpu_since) >= now - t->cpu_at ||
            sleeping_in_kernel(w);
 }
 
@@ -886,18 +906,24 @@ static void monitor_check(mt_sched *s, mon_track *tr, int64_t now)
             r != tr[i].resumes) {
             tr[i].resumes = r;
             tr[i].since = now;
-            tr[i].cpu_since = running ? cpu_ms(w) : 0;
+            tr[i].cpu_at = -1;
             if (w->stuck) {
                 w->stuck = false;
                 atomic_fetch_sub(&s->nstuck, 1);
             }
             continue;
         }
-        if (now - tr[i].since < MT_STUCK_MS)
-            continue;
-        if (!w->stuck && !really_stuck(w, &tr[i])) {
-            tr[i].since = now;
+        if (tr[i].cpu_at < 0) {
+            tr[i].cpu_at = now;
             tr[i].cpu_since = cpu_ms(w);
+        }
+        /* Judged over a window of CPU evidence, not a single tick. */
+        if (now - tr[i].since < MT_STUCK_MS ||
+            (!w->stuck && now - tr[i].cpu_at < MT_STUCK_MS / 2))
+            continue;
+        if (!w->stuck && !really_stuck(w, &tr[i], now)) {
+            tr[i].since = now;
+            tr[i].cpu_at = -1;
             continue;
         }
         tr[i].since = now;              /* at most once per period */
@@ -924,6 +950,8 @@ static void *monitor_main(void *arg)
     mon_track tr[MT_MAX_WORKERS + MT_MAX_SPARE];
 
     memset(tr, 0, sizeof tr);
+    for (unsigned i = 0; i < MT_MAX_WORKERS + MT_MAX_SPARE; i++)
+        tr[i].cpu_at = -1;
     pthread_mutex_lock(&s->mon_lock);
     while (!finished(s)) {
         struct timespec ts;
@@ -1033,6 +1061,20 @@ void mt_sched_stop(mt_sched *s)
 {
     atomic_store(&s->stop, true);
     wake_all(s);
+}
+
+void mt_sched_trim(mt_sched *s, unsigned keep)
+{
+    pthread_mutex_lock(&s->slock);
+    coro_stack_pool_trim(&s->stacks, 0);
+    pthread_mutex_unlock(&s->slock);
+    atomic_store(&s->trim_keep, keep);
+    atomic_fetch_add(&s->trim_gen, 1);
+    /* Parked workers and the poller trim when they wake. */
+    pthread_mutex_lock(&s->idle_lock);
+    pthread_cond_broadcast(&s->idle_cond);
+    pthread_mutex_unlock(&s->idle_lock);
+    mt_poll_break(s);
 }
 
 void mt_sched_stats(mt_sched *s, mt_stats *out)

@@ -64,7 +64,8 @@
  * preemption: the stuck coroutine keeps its thread until it waits.
  *
  * Stacks.  As coro.h (guard page, overflow message), cached per worker
- * with a shared second level (see MT_STACK_CACHE_DEFAULT for why).
+ * with a shared second level (see MT_STACK_CACHE_DEFAULT for why); the
+ * MPM trims both after a burst (mt_sched_trim).
  * ASan fiber annotations as in sched.c, ThreadSanitizer fibers, and the
  * valgrind registration of stack.c.
  *
@@ -138,6 +139,12 @@ void mt_sched_run(mt_sched *s);
 /* Any thread, async-signal-unsafe. */
 void mt_sched_stop(mt_sched *s);
 void mt_sched_stats(mt_sched *s, mt_stats *out);
+/*
+ * After a burst (any thread): the shared stack cache is emptied and each
+ * worker trims its own cache (coro_stack_pool_trim) to its share of keep
+ * when it next runs out of work; idle workers are woken for it.
+ */
+void mt_sched_trim(mt_sched *s, unsigned keep);
 /* The scheduler of the calling worker thread, or NULL. */
 mt_sched *mt_current(void);
 /* Index of the calling worker thread, or -1 (tests: migration). */

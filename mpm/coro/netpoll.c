@@ -23,6 +23,8 @@
 #define WRITE_EVENTS (EPOLLOUT | EPOLLHUP | EPOLLERR)
 #define MAX_EVENTS   256
 
+_Static_assert((EPOLLIN | EPOLLOUT) <= UINT8_MAX, "latched edges fit a byte");
+
 void coro_poller_init(coro_poller *p)
 {
     struct epoll_event ev = { .events = EPOLLIN };
@@ -42,9 +44,9 @@ void coro_poller_init(coro_poller *p)
 
 void coro_poller_free(coro_poller *p)
 {
-    for (size_t i = 0; i < p->nslots; i++)
-        free(p->slots[i]);
-    free(p->slots);
+    for (size_t i = 0; i < p->nchunks; i++)
+        free(p->chunks[i]);
+    free(p->chunks);
     close(p->evfd);
     close(p->epfd);
 }
@@ -55,32 +57,44 @@ static void on_watch_timer(coro_sched *s, coro_timer *t);
 
 static coro_fdslot *slot_find(const coro_poller *p, int fd)
 {
-    return fd >= 0 && (size_t)fd < p->nslots ? p->slots[fd] : NULL;
+    size_t c;
+
+    if (fd < 0)
+        return NULL;
+    c = (size_t)fd / CORO_SLOT_CHUNK;
+    return c < p->nchunks && p->chunks[c] ? &p->chunks[c][fd % CORO_SLOT_CHUNK] : NULL;
+}
+
+static coro_fdslot *chunk_new(size_t c)
+{
+    coro_fdslot *chunk = qt_xcalloc(CORO_SLOT_CHUNK, sizeof *chunk);
+
+    for (unsigned i = 0; i < CORO_SLOT_CHUNK; i++) {
+        chunk[i].fd = (int)(c * CORO_SLOT_CHUNK + i);
+        coro_timer_init(&chunk[i].watch_timer, on_watch_timer);
+    }
+    return chunk;
 }
 
 static coro_fdslot *slot_get(coro_poller *p, int fd)
 {
-    coro_fdslot *sl;
+    size_t c;
 
     if (fd < 0)
         return NULL;
-    if ((size_t)fd >= p->nslots) {
-        size_t n = p->nslots ? p->nslots : 64;
+    c = (size_t)fd / CORO_SLOT_CHUNK;
+    if (c >= p->nchunks) {
+        size_t n = p->nchunks ? p->nchunks : 4;
 
-        while (n <= (size_t)fd)
+        while (n <= c)
             n *= 2;
-        p->slots = qt_xrealloc(p->slots, n * sizeof *p->slots);
-        memset(p->slots + p->nslots, 0, (n - p->nslots) * sizeof *p->slots);
-        p->nslots = n;
+        p->chunks = qt_xrealloc(p->chunks, n * sizeof *p->chunks);
+        memset(p->chunks + p->nchunks, 0, (n - p->nchunks) * sizeof *p->chunks);
+        p->nchunks = n;
     }
-    sl = p->slots[fd];
-    if (!sl) {
-        sl = qt_xcalloc(1, sizeof *sl);
-        sl->fd = fd;
-        coro_timer_init(&sl->watch_timer, on_watch_timer);
-        p->slots[fd] = sl;
-    }
-    return sl;
+    if (!p->chunks[c])
+        p->chunks[c] = chunk_new(c);
+    return &p->chunks[c][fd % CORO_SLOT_CHUNK];
 }
 
 /* Directions somebody waits for on this fd, as epoll bits. */

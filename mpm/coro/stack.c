@@ -99,6 +99,19 @@ void coro_stack_put(coro_stack_pool *p, coro_stack *st)
     p->cached++;
 }
 
+/*
+ * A kept stack still holds every page its deepest call touched, and a
+ * burst leaves many such stacks: only the top page (header and coroutine
+ * struct) has to stay; the rest reads back as zeros when next touched.
+ */
+static void stack_release_pages(const coro_stack_pool *p, coro_stack *st)
+{
+    char *top = (char *)((uintptr_t)st & ~(uintptr_t)(p->page - 1));
+
+    if (top > st->lo)
+        madvise(st->lo, (size_t)(top - st->lo), MADV_DONTNEED);
+}
+
 void coro_stack_pool_trim(coro_stack_pool *p, unsigned keep)
 {
     while (p->free && p->cached > keep) {
@@ -108,6 +121,8 @@ void coro_stack_pool_trim(coro_stack_pool *p, unsigned keep)
         p->cached--;
         stack_unmap(p, st);
     }
+    for (coro_stack *st = p->free; st; st = st->next)
+        stack_release_pages(p, st);
 }
 
 void coro_stack_pool_drain(coro_stack_pool *p)

@@ -27,9 +27,10 @@ typedef struct coro_stack_pool {
 } coro_stack_pool;
 
 void coro_stack_pool_init(coro_stack_pool *p, size_t size, unsigned max_cached);
-/* Unmaps every cached stack; stacks still in use must be put back first. */
-/* Unmaps free stacks beyond `keep` (after a burst). */
+/* After a burst: unmaps free stacks beyond `keep` and gives the pages
+ * the kept ones touched back to the kernel (all but the header's). */
 void coro_stack_pool_trim(coro_stack_pool *p, unsigned keep);
+/* Unmaps every cached stack; stacks still in use must be put back first. */
 void coro_stack_pool_drain(coro_stack_pool *p);
 /* NULL when the kernel refuses the mapping. */
 coro_stack *coro_stack_get(coro_stack_pool *p);

@@ -4,15 +4,18 @@
 #include "pool.h"
 #include "timer.h"
 
+/* The sequence wraps: a tie between nodes armed 2^31 arms apart may
+ * break the wrong way, which only swaps two equal deadlines. */
 static bool before(const coro_timer *a, const coro_timer *b)
 {
-    return a->when < b->when || (a->when == b->when && a->seq < b->seq);
+    return a->when < b->when ||
+           (a->when == b->when && (int32_t)(a->seq - b->seq) < 0);
 }
 
 static void place(coro_timer_heap *h, size_t i, coro_timer *t)
 {
     h->v[i] = t;
-    t->idx = i;
+    t->idx = (uint32_t)i;
 }
 
 static void sift_up(coro_timer_heap *h, size_t i)

@@ -2,6 +2,7 @@
  * Deadlines: a binary min-heap of intrusive timer nodes keyed by monotonic
  * ms.  Ties fire in arming order (a sequence number breaks them), so two
  * sleeps with the same deadline wake in the order they were asked for.
+ * A node is 24 bytes: every idle connection holds one.
  */
 #ifndef QT_CORO_TIMER_H
 #define QT_CORO_TIMER_H
@@ -10,14 +11,14 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define CORO_TIMER_IDLE ((size_t)-1)
+#define CORO_TIMER_IDLE UINT32_MAX
 
 struct coro_sched;
 
 typedef struct coro_timer {
     int64_t when;
-    uint64_t seq;
-    size_t idx;                 /* position in the heap, or CORO_TIMER_IDLE */
+    uint32_t seq;               /* arming order, compared modulo 2^32 */
+    uint32_t idx;               /* position in the heap, or CORO_TIMER_IDLE */
     /* What the loop does when it is due (the node is already disarmed). */
     void (*fire)(struct coro_sched *s, struct coro_timer *t);
 } coro_timer;
@@ -25,7 +26,7 @@ typedef struct coro_timer {
 typedef struct coro_timer_heap {
     coro_timer **v;
     size_t n, cap;
-    uint64_t seq;
+    uint32_t seq;
 } coro_timer_heap;
 
 void coro_timer_heap_free(coro_timer_heap *h);

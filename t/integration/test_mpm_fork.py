@@ -98,3 +98,32 @@ def test_max_request_workers_bounds_children(make_server):
     assert peak[0] <= 3, "%d children at once with MaxRequestWorkers 3" % peak[0]
     # Six 400 ms requests three at a time: at least two rounds.
     assert took >= 0.78, "all served in %.2fs: not bounded" % took
+
+
+def test_full_server_closes_keep_alive_for_waiting_clients(make_server):
+    # One process allowed: a keep-alive client holds it.  A second client
+    # waits in the backlog; the first one's connection must be closed
+    # after a response (Connection: close) so the second gets its turn,
+    # however busy the first client keeps it.
+    srv = make_server(CONF + "ServerLimit 1\nMaxRequestWorkers 1\nKeepAliveTimeout 30\n")
+    with srv.conn() as first:
+        first.send(request_bytes("GET", "/lab/hello"))
+        assert first.read_response().status == 200
+        second = srv.conn()
+        try:
+            second.send(request_bytes("GET", "/lab/hello"))
+            closed = False
+            for _ in range(50):         # the master looks at least once a second
+                time.sleep(0.1)
+                first.send(request_bytes("GET", "/lab/hello"))
+                r = first.read_response()
+                assert r.status == 200, r
+                if "close" in r.conn_tokens():
+                    closed = True
+                    break
+            assert closed, "the busy keep-alive client kept the only process"
+            r2 = second.read_response(timeout=10)
+            assert r2.status == 200, r2
+        finally:
+            second.close()
+    assert srv.alive()

@@ -133,6 +133,22 @@ def test_pipelining_answers_in_order(srv):
     assert (r3.status, r3.body) == (200, PAGE), srv.diag(r3)
 
 
+@pytest.mark.parametrize("body_len", [100, 4096, 5000, 70000])
+def test_request_pipelined_behind_a_body_is_answered(srv_max2, body_len):
+    # The body is read to the byte and the next request is already in the
+    # socket: no readiness edge is left to announce it to an event loop.
+    body = b"x" * body_len
+    reqs = (request_bytes("POST", "/hello.txt", headers=[("Content-Length", str(body_len))])
+            + body + request_bytes("GET", "/page.html"))
+    srv = srv_max2
+    with srv.conn() as c:
+        c.send(reqs)
+        r1 = c.read_response()
+        r2 = c.read_response()
+    assert (r1.status, r1.body) == (200, HELLO), srv.diag(r1)
+    assert (r2.status, r2.body) == (200, PAGE), srv.diag(r2)
+
+
 def test_keep_alive_timeout_closes_idle_connection(srv):
     with srv.conn() as c:
         c.send(request_bytes("GET", "/hello.txt"))

@@ -291,6 +291,47 @@ def test_tickets_survive_one_graceful_restart(make_server, certs, mpm):
     assert harness.wait_until(lambda: not get(s, ctx=ctx, session=first.session).reused, 5)
 
 
+def test_resumed_tls13_connection_gets_a_fresh_ticket(srv):
+    """A TLS 1.3 client uses each ticket once: a resumed connection must
+    bring the next one, or every other connection is a full handshake."""
+    ctx = client_ctx(version=ssl.TLSVersion.TLSv1_3)
+    session = get(srv, ctx=ctx).session
+    for _ in range(3):
+        r = get(srv, ctx=ctx, session=session)
+        assert r.status == 200 and r.reused
+        assert r.session.id != session.id, "no new ticket after resumption"
+        session = r.session
+
+
+# ------------------------------------------------------------ records
+
+def test_pipelined_requests_in_separate_records(srv):
+    """Back-to-back records arrive in one socket read; the ones after the
+    first wait in OpenSSL's buffer, where polling the socket cannot see them."""
+    n = 8
+    with TlsConn(srv.port, client_ctx()) as c:
+        for i in range(n):
+            last = [("Connection", "close")] if i == n - 1 else []
+            c.send(harness.request_bytes("GET", "/", "a.test", last))
+        for _ in range(n):
+            r = c.read_final()
+            assert r.status == 200 and r.body == b"site a\n", srv.diag(r)
+
+
+def test_request_after_a_body_in_the_same_record(srv):
+    """The body ends mid-record: the next request's bytes are already
+    decrypted inside OpenSSL when the first response goes out."""
+    body = b"x" * 9000                   # past the core's first read
+    first = harness.request_bytes("POST", "/index.html", "a.test",
+                                  [("Content-Length", str(len(body)))], body)
+    second = harness.request_bytes("GET", "/", "a.test", [("Connection", "close")])
+    with TlsConn(srv.port, client_ctx()) as c:
+        c.send(first + second)            # one write: one record (< 16 KiB)
+        c.read_final()
+        r = c.read_final()
+        assert r.status == 200 and r.body == b"site a\n", srv.diag(r)
+
+
 # ------------------------------------------------------------ handshakes
 
 def test_stalled_handshakes_do_not_block_others(srv):

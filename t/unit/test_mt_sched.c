@@ -697,6 +697,80 @@ START_TEST(stack_overflow_aborts_with_a_message)
 }
 END_TEST
 
+/* ------------------------------------------------------------ trimming */
+
+#define BURST_COROS 600u
+#define TRIM_KEEP 8u
+
+typedef struct {
+    mt_sched *s;
+    bool trim;
+    _Atomic bool go;
+    _Atomic unsigned done;
+} burst;
+
+/* Every one parked until all are spawned: BURST_COROS stacks at once. */
+static void burst_sleeper(void *arg)
+{
+    burst *b = arg;
+
+    while (!atomic_load(&b->go))
+        mt_sleep_ms(5);
+    atomic_fetch_add(&b->done, 1);
+}
+
+static bool every_worker_trimmed(mt_sched *s)
+{
+    for (unsigned i = 0; i < s->nworkers; i++)
+        if (atomic_load(&s->workers[i].trim_seen) != atomic_load(&s->trim_gen))
+            return false;
+    return true;
+}
+
+/* A burst of parked coroutines, then (row 1) a trim once it is over.
+ * Waits on progress, not on time: the test timeout bounds the loops. */
+static void burst_driver(void *arg)
+{
+    burst *b = arg;
+
+    for (unsigned i = 0; i < BURST_COROS; i++)
+        ck_assert_ptr_nonnull(mt_spawn(b->s, burst_sleeper, b));
+    atomic_store(&b->go, true);
+    /* live drops after a finished coroutine's stack went back. */
+    while (atomic_load(&b->done) < BURST_COROS || atomic_load(&b->s->live) > 1)
+        mt_sleep_ms(10);
+    if (b->trim)
+        mt_sched_trim(b->s, TRIM_KEEP);
+    while (!every_worker_trimmed(b->s))
+        mt_sleep_ms(5);                 /* the workers trim when idle */
+}
+
+static unsigned stacks_cached(mt_sched *s)
+{
+    unsigned n = s->stacks.cached;
+
+    for (unsigned i = 0; i < s->nworkers; i++)
+        n += s->workers[i].stacks.cached;
+    return n;
+}
+
+START_TEST(trim_after_a_burst_unmaps_the_cached_stacks)
+{
+    burst b = { .trim = _i == 1 };
+
+    b.s = sched_new(2, false);
+    ck_assert_ptr_nonnull(mt_spawn(b.s, burst_driver, &b));
+    mt_sched_run(b.s);
+    /* Workers joined: their caches can be read.  The driver's own stack
+     * went back to a cache after the trim. */
+    if (b.trim)
+        ck_assert_uint_le(stacks_cached(b.s), TRIM_KEEP + 1);
+    else
+        ck_assert_uint_ge(stacks_cached(b.s), BURST_COROS);
+    mt_sched_destroy(b.s);
+}
+END_TEST
+
 static Suite *mt_suite(void)
 {
     Suite *s = suite_create("mt_sched");
@@ -718,6 +792,7 @@ static Suite *mt_suite(void)
     tcase_add_test(tc, run_blocking_does_not_stall_the_worker);
     tcase_add_test(tc, stop_ends_run_with_coroutines_parked);
     tcase_add_test(tc, stack_overflow_aborts_with_a_message);
+    tcase_add_loop_test(tc, trim_after_a_burst_unmaps_the_cached_stacks, 0, 2);
     suite_add_tcase(s, tc);
     return s;
 }
