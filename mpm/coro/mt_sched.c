@@ -242,8 +242,15 @@ void mt_schedule(mt_sched *s, mt_coro *co)
         push_tail(w, co);               /* timers, netpoller: in order */
     } else {
         mt_inject_push(s, co);
+        mt_notify(s);
+        return;
     }
-    mt_notify(s);
+    /* One coroutine queued on a worker that is awake is work for that
+     * worker, not a reason to wake another: a futex wake and a thief that
+     * finds nothing would cost more than the request.  A second one is
+     * work to share.  (A worker stuck in the first is the monitor's job.) */
+    if (mt_ring_len(&w->ring) + (atomic_load(&w->next) != NULL) > 1)
+        mt_notify(s);
 }
 
 static bool work_visible(mt_sched *s)

@@ -61,8 +61,9 @@ def reload_with(srv, sig, extra=RELOAD_MARK, timeout=5):
 
 def no_zombies(pid, timeout=3):
     def clean():
-        return all(harness.proc_stat(c) is None or harness.proc_stat(c)[0] != "Z"
-                   for c in harness.children_of(pid))
+        # One read per child: it may be reaped between two.
+        states = (harness.proc_stat(c) for c in harness.children_of(pid))
+        return all(st is None or st[0] != "Z" for st in states)
     return wait_until(clean, timeout)
 
 
