@@ -117,7 +117,7 @@ static void serve(const qt_config *cfg, qt_sb_slot *slot, int fd,
     atomic_fetch_add(&slot->connections, 1);
     c = qt_conn_create(cfg, fd, l, (const struct sockaddr *)peer, len);
     c->scoreboard_slot = slot;
-    qt_mpm_conn_run(c, stop, no_keepalive);
+    qt_conn_run(c, stop, no_keepalive);
 }
 
 static void accept_failed(int err)

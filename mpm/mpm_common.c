@@ -409,32 +409,3 @@ void qt_mpm_raise_fd_limit(void)
         setrlimit(RLIMIT_NOFILE, &rl);
     }
 }
-
-/* ------------------------------------------------- the connection loop */
-
-/* The response then says Connection: close (see settle_keep_alive()). */
-static void maybe_drop_keepalive(qt_conn *c, const atomic_int *no_keepalive)
-{
-    if (no_keepalive && atomic_load_explicit(no_keepalive, memory_order_relaxed))
-        c->keep_alive = false;
-}
-
-void qt_mpm_conn_run(qt_conn *c, volatile sig_atomic_t *stop_keepalive,
-                     const atomic_int *no_keepalive)
-{
-    if (c->transport->handshake && c->transport->handshake(c) != QT_OK)
-        goto close;
-    maybe_drop_keepalive(c, no_keepalive);
-    while (qt_conn_serve(c) == QT_CONN_IDLE) {
-        if (stop_keepalive && *stop_keepalive)
-            break;
-        if (qt_conn_wait_request(c, qt_conn_idle_deadline(c)) != QT_OK)
-            break;
-        maybe_drop_keepalive(c, no_keepalive);
-    }
-close:
-    /* A lingering close reads the socket with plain recv() calls. */
-    if (c->lingering)
-        qt_conn_unblock(c);
-    qt_conn_close(c);
-}

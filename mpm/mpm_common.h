@@ -148,28 +148,4 @@ void qt_mpm_new_generation(qt_scoreboard *sb, const qt_config *cfg);
 void qt_mpm_graceful_stop(qt_runtime *rt, qt_scoreboard *sb, int timeout_s,
                           const char *tag);
 
-/*
- * The connection loop of the MPMs that give a connection a process or
- * thread of its own (fork, prefork, worker): qt_conn_run() with the
- * keep-alive wait done by qt_conn_wait_request(), which sleeps in recv()
- * itself and so saves a poll() per request.  stop_keepalive: see
- * qt_conn_run().  While *no_keepalive (may be NULL) is set, the next
- * response closes the connection: the fork MPM's way to let the clients
- * queued behind a full server in.
- */
-void qt_mpm_conn_run(qt_conn *c, volatile sig_atomic_t *stop_keepalive,
-                     const atomic_int *no_keepalive);
-
-/*
- * (server/io.c) Waits until the next request's first bytes arrive on an
- * idle keep-alive connection, or the deadline passes, and reads them into
- * c->in.  A plain TCP socket is made blocking for it, and stays so (the
- * core's calls stay non-blocking through the transport); other transports
- * poll and leave the bytes to qt_conn_serve().  QT_OK, or QT_CLOSED,
- * QT_TIMEOUT, QT_ERROR: close the connection.
- */
-int qt_conn_wait_request(qt_conn *c, int64_t deadline);
-/* (server/io.c) Non-blocking again, before raw socket calls (linger). */
-void qt_conn_unblock(qt_conn *c);
-
 #endif

@@ -151,7 +151,7 @@ static void serve_connection(child *ch, int fd, const qt_listener *l,
     atomic_fetch_add(&ch->slot->connections, 1);
     c = qt_conn_create(ch->cfg, fd, l, (const struct sockaddr *)peer, len);
     c->scoreboard_slot = ch->slot;
-    qt_mpm_conn_run(c, ch->stop, NULL);
+    qt_conn_run(c, ch->stop, NULL);
     ch->served++;
     sigprocmask(SIG_BLOCK, &ch->stop_set, NULL);
 }

@@ -260,7 +260,7 @@ static void *worker_main(void *arg)
         atomic_fetch_add(&w->slot->connections, 1);
         c = qt_conn_create(w->ch->cfg, p.fd, p.l, (const struct sockaddr *)&p.peer, p.len);
         c->scoreboard_slot = w->slot;
-        qt_mpm_conn_run(c, &w->ch->quit, NULL);
+        qt_conn_run(c, &w->ch->quit, NULL);
     }
     qt_sb_set_state(w->slot, QT_SB_DEAD);
     return NULL;

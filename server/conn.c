@@ -34,7 +34,6 @@
 #include "request_internal.h"
 #include "scoreboard.h"
 
-#define READ_CHUNK 4096
 #define LINGER_MS 2000           /* per read while draining before close */
 #define LINGER_TOTAL_MS 30000
 
@@ -200,7 +199,7 @@ static ssize_t read_head(qt_conn *c, const qt_server *s, qt_http_request *h)
             if (c->in.len >= max_head)
                 return -431;
         }
-        qt_buf_reserve(&c->in, READ_CHUNK);
+        qt_buf_reserve(&c->in, QT_READ_CHUNK);
         ssize_t r = qt_conn_read(c, c->in.data + c->in.len, c->in.cap - c->in.len, deadline);
         if (r > 0) {
             c->in.len += (size_t)r;
@@ -260,7 +259,7 @@ static ssize_t read_unannounced(qt_conn *c)
 {
     if (!c->read_full && !(c->transport->pending && c->transport->pending(c)))
         return QT_AGAIN;
-    qt_buf_reserve(&c->in, READ_CHUNK);
+    qt_buf_reserve(&c->in, QT_READ_CHUNK);
     size_t room = c->in.cap - c->in.len;
     ssize_t r = c->transport->recv(c, c->in.data + c->in.len, room);
     c->read_full = r == (ssize_t)room;
@@ -358,17 +357,29 @@ void qt_conn_close(qt_conn *c)
     qt_pool_destroy(c->pool);
 }
 
-void qt_conn_run(qt_conn *c, volatile sig_atomic_t *stop_keepalive)
+/* The response then says Connection: close (see settle_keep_alive()). */
+static void maybe_drop_keepalive(qt_conn *c, const atomic_int *no_keepalive)
 {
-    if (c->transport->handshake && c->transport->handshake(c) != QT_OK) {
-        qt_conn_close(c);
-        return;
-    }
+    if (no_keepalive && atomic_load_explicit(no_keepalive, memory_order_relaxed))
+        c->keep_alive = false;
+}
+
+void qt_conn_run(qt_conn *c, volatile sig_atomic_t *stop_keepalive,
+                 const atomic_int *no_keepalive)
+{
+    if (c->transport->handshake && c->transport->handshake(c) != QT_OK)
+        goto close;
+    maybe_drop_keepalive(c, no_keepalive);
     while (qt_conn_serve(c) == QT_CONN_IDLE) {
         if (stop_keepalive && *stop_keepalive)
             break;
-        if (qt_wait_fd(c->fd, POLLIN, qt_conn_idle_deadline(c)) != QT_OK)
+        if (qt_conn_wait_request(c, qt_conn_idle_deadline(c)) != QT_OK)
             break;
+        maybe_drop_keepalive(c, no_keepalive);
     }
+close:
+    /* A lingering close reads the socket with plain recv() calls. */
+    if (c->lingering)
+        qt_conn_unblock(c);
     qt_conn_close(c);
 }

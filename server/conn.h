@@ -12,6 +12,7 @@
 
 #include <stdbool.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdint.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
@@ -23,6 +24,8 @@
 #include "pool.h"
 
 typedef struct qt_conn qt_conn;
+
+#define QT_READ_CHUNK 4096            /* socket reads grow c->in by this */
 
 /* An IPv4 or IPv6 socket address in 28 bytes (sockaddr_storage is 128:
  * it matters when 10,000 idle connections each hold two). */
@@ -132,8 +135,29 @@ bool qt_conn_release_idle(qt_conn *c, qt_conn_idle *out);
 qt_conn *qt_conn_resume(const qt_config *cfg, const qt_conn_idle *saved);
 /* Closes a released connection (nothing is left to send or drain). */
 void qt_conn_close_idle(const qt_conn_idle *saved);
-/* The blocking MPMs' loop: serve, wait for the next request, close. */
-void qt_conn_run(qt_conn *c, volatile sig_atomic_t *stop_keepalive);
+/*
+ * The loop of the MPMs that give a connection a process or thread of its
+ * own (fork, prefork, worker): serve, wait for the next request with
+ * qt_conn_wait_request(), close.  Stops waiting once *stop_keepalive is
+ * set (may be NULL).  While *no_keepalive (may be NULL) is set, the next
+ * response closes the connection: the fork MPM's way to let the clients
+ * queued behind a full server in.
+ */
+void qt_conn_run(qt_conn *c, volatile sig_atomic_t *stop_keepalive,
+                 const atomic_int *no_keepalive);
+
+/*
+ * (io.c) Waits until the next request's first bytes arrive on an idle
+ * keep-alive connection, or the deadline passes, and reads them into
+ * c->in.  A plain TCP socket is made blocking for it, and stays so (the
+ * core's calls stay non-blocking through the transport): one recv() per
+ * request where poll() then recv() takes two.  Other transports poll and
+ * leave the bytes to qt_conn_serve().  QT_OK, or QT_CLOSED, QT_TIMEOUT,
+ * QT_ERROR: close the connection.
+ */
+int qt_conn_wait_request(qt_conn *c, int64_t deadline);
+/* (io.c) Non-blocking again, before raw socket calls (linger). */
+void qt_conn_unblock(qt_conn *c);
 
 /* Blocking-style I/O with a monotonic deadline (ms; <= 0: none). */
 ssize_t qt_conn_read(qt_conn *c, void *buf, size_t n, int64_t deadline);

@@ -23,7 +23,6 @@
 
 #include "conn.h"
 #include "mpm.h"
-#include "mpm_common.h"
 
 /* ------------------------------------------------------- plain TCP */
 
@@ -52,7 +51,7 @@ static ssize_t tcp_recv(qt_conn *c, void *buf, size_t n)
 {
     ssize_t r;
     do
-        r = tcp_result(c, recv(c->fd, buf, n, 0), POLLIN);
+        r = tcp_result(c, recv(c->fd, buf, n, MSG_DONTWAIT), POLLIN);
     while (r == RETRY);
     return r;
 }
@@ -62,7 +61,7 @@ static ssize_t tcp_send(qt_conn *c, const struct iovec *iov, int iovcnt)
     struct msghdr mh = { .msg_iov = (struct iovec *)iov, .msg_iovlen = (size_t)iovcnt };
     ssize_t r;
     do
-        r = tcp_result(c, sendmsg(c->fd, &mh, MSG_NOSIGNAL), POLLOUT);
+        r = tcp_result(c, sendmsg(c->fd, &mh, MSG_NOSIGNAL | MSG_DONTWAIT), POLLOUT);
     while (r == RETRY);
     return r;
 }
@@ -91,35 +90,15 @@ const qt_transport qt_tcp_transport = {
  * request where poll() then recv() takes two.  For that the socket itself
  * turns blocking (O_NONBLOCK off, SO_RCVTIMEO = KeepAliveTimeout).  Which
  * transport a connection has says which mode its socket is in, so nothing
- * else needs to know: these two keep every call the core makes
- * non-blocking with MSG_DONTWAIT, and sendfile(), which has no such flag,
- * turns the socket back to non-blocking first.
+ * else needs to know: tcp_recv() and tcp_send() pass MSG_DONTWAIT, so every
+ * call the core makes stays non-blocking in either mode, and sendfile(),
+ * which has no such flag, turns the socket back to non-blocking first.
  */
 
-#define READ_CHUNK 4096
 #define TIMEO_SLACK_MS 10       /* a blocking recv may end this much late */
 
 static const qt_transport tcp_blocking_transport;
 static const qt_transport tcp_unblocked_transport;
-
-static ssize_t tcpb_recv(qt_conn *c, void *buf, size_t n)
-{
-    ssize_t r;
-    do
-        r = tcp_result(c, recv(c->fd, buf, n, MSG_DONTWAIT), POLLIN);
-    while (r == RETRY);
-    return r;
-}
-
-static ssize_t tcpb_send(qt_conn *c, const struct iovec *iov, int iovcnt)
-{
-    struct msghdr mh = { .msg_iov = (struct iovec *)iov, .msg_iovlen = (size_t)iovcnt };
-    ssize_t r;
-    do
-        r = tcp_result(c, sendmsg(c->fd, &mh, MSG_NOSIGNAL | MSG_DONTWAIT), POLLOUT);
-    while (r == RETRY);
-    return r;
-}
 
 static int set_nonblocking(int fd, bool on)
 {
@@ -137,8 +116,8 @@ static ssize_t tcpb_sendfile(qt_conn *c, int fd, off_t *off, size_t n)
 /* Blocking socket: only the keep-alive wait blocks. */
 static const qt_transport tcp_blocking_transport = {
     .name = "tcp",
-    .recv = tcpb_recv,
-    .send = tcpb_send,
+    .recv = tcp_recv,
+    .send = tcp_send,
     .sendfile = tcpb_sendfile,
 };
 
@@ -202,7 +181,7 @@ int qt_conn_wait_request(qt_conn *c, int64_t deadline)
 {
     if (!make_blocking(c))
         return qt_wait_fd(c->fd, POLLIN, deadline);
-    qt_buf_reserve(&c->in, READ_CHUNK);
+    qt_buf_reserve(&c->in, QT_READ_CHUNK);
     for (;;) {
         ssize_t r = wait_read(c, c->in.data + c->in.len, c->in.cap - c->in.len, deadline);
         if (r > 0) {

@@ -1077,11 +1077,7 @@ void mt_sched_trim(mt_sched *s, unsigned keep)
     pthread_mutex_unlock(&s->slock);
     atomic_store(&s->trim_keep, keep);
     atomic_fetch_add(&s->trim_gen, 1);
-    /* Parked workers and the poller trim when they wake. */
-    pthread_mutex_lock(&s->idle_lock);
-    pthread_cond_broadcast(&s->idle_cond);
-    pthread_mutex_unlock(&s->idle_lock);
-    mt_poll_break(s);
+    wake_all(s);                        /* parked workers trim when they wake */
 }
 
 void mt_sched_stats(mt_sched *s, mt_stats *out)
