@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/epoll.h>
 #include <sys/resource.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -398,6 +399,43 @@ void qt_mpm_graceful_stop(qt_runtime *rt, qt_scoreboard *sb, int timeout_s,
         if (atomic_load(&sb->procs[i].pid) > 0)
             qt_mpm_retire(sb, i);
     qt_mpm_drain_children(sb, timeout_s);
+}
+
+int qt_accept_set(const struct pollfd *pfd, size_t nfds, size_t exclusive)
+{
+    int ep = epoll_create1(EPOLL_CLOEXEC);
+
+    for (size_t i = 0; ep >= 0 && i < nfds; i++) {
+        struct epoll_event ev = { .events = EPOLLIN, .data.u64 = i };
+
+        if (i < exclusive)
+            ev.events |= EPOLLEXCLUSIVE;
+        if (epoll_ctl(ep, EPOLL_CTL_ADD, pfd[i].fd, &ev) < 0) {
+            close(ep);
+            ep = -1;
+        }
+    }
+    return ep;
+}
+
+int qt_accept_wait(int ep, struct pollfd *pfd, size_t nfds, int timeout_ms,
+                   const sigset_t *sigmask)
+{
+    struct epoll_event ev[8];
+    int n;
+
+    if (ep < 0) {               /* no set (out of fds): every child wakes */
+        struct timespec ts = { timeout_ms / 1000, (long)(timeout_ms % 1000) * 1000000 };
+
+        return ppoll(pfd, nfds, timeout_ms < 0 ? NULL : &ts, sigmask);
+    }
+    n = epoll_pwait(ep, ev, 8, timeout_ms, sigmask);
+    for (size_t i = 0; i < nfds; i++)
+        pfd[i].revents = 0;
+    for (int k = 0; k < n; k++)
+        if (ev[k].data.u64 < nfds)
+            pfd[ev[k].data.u64].revents = (short)(ev[k].events & (EPOLLIN | EPOLLERR | EPOLLHUP));
+    return n;
 }
 
 void qt_mpm_raise_fd_limit(void)

@@ -7,6 +7,7 @@
 #ifndef QT_MPM_COMMON_H
 #define QT_MPM_COMMON_H
 
+#include <poll.h>
 #include <signal.h>
 #include <stdbool.h>
 #include <sys/types.h>
@@ -77,6 +78,25 @@ volatile sig_atomic_t *qt_child_stop_flag(void);
  * not use or close these numbers again.
  */
 void qt_child_close_on_stop(const int *fds, size_t n);
+
+/*
+ * The accept wait of a prefork child or a worker child's listener thread.
+ * pfd[0..nfds-1] name the fds: the listening sockets first, then the
+ * first `exclusive` ones are listeners and the rest (a death or wake
+ * pipe) are ordinary.  Listeners go into an epoll set with EPOLLEXCLUSIVE,
+ * so a new connection wakes one idle child instead of every child (the
+ * thundering herd: with 100 idle children, poll() woke 100 processes
+ * whose accept4() all but one failed).  Returns the epoll fd, or -1
+ * (out of descriptors), which qt_accept_wait() takes as "use ppoll()".
+ */
+int qt_accept_set(const struct pollfd *pfd, size_t nfds, size_t exclusive);
+/*
+ * Waits like ppoll(pfd, nfds, timeout, sigmask) (sigmask NULL: keep the
+ * thread's mask; timeout_ms -1: no timeout) and sets pfd[i].revents.
+ * Returns the number of ready fds, 0 on timeout, -1 with errno.
+ */
+int qt_accept_wait(int ep, struct pollfd *pfd, size_t nfds, int timeout_ms,
+                   const sigset_t *sigmask);
 
 /*
  * Raises the soft RLIMIT_NOFILE to the hard one: under event and hybrid,

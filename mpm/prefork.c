@@ -7,9 +7,10 @@
  * replaces children that die, and turns signals into restarts and stops:
  * the loop is mpm/supervisor.c, this file gives it the child and the
  * spare policy (idle processes against Min/MaxSpareServers).
- * All children accept on the same non-blocking listening sockets: on Linux
- * a connection wakes them all but only one accept4() wins (the others see
- * EAGAIN), so no accept mutex is needed.
+ * All children accept on the same non-blocking listening sockets, each
+ * waiting in an epoll set of its own where the listeners are registered
+ * EPOLLEXCLUSIVE: a new connection wakes one idle child, not all of them,
+ * and no accept mutex is needed (a child that loses a race sees EAGAIN).
  *
  * Child life:  STARTING -> READY <-> BUSY ... -> exit when told (SIGUSR1 or
  * an older generation than the scoreboard's), after MaxConnectionsPerChild
@@ -189,8 +190,10 @@ static size_t count_listeners(const qt_config *cfg)
 }
 
 /*
- * The accept loop.  The stop signals stay blocked except inside ppoll(), so
- * a stop that arrives between the check and the wait still ends the wait.
+ * The accept loop.  The stop signals stay blocked except inside the wait
+ * (epoll_pwait), so a stop that arrives between the check and the wait
+ * still ends the wait.  The stop handler closes the listeners: a wait that
+ * returned events and ran the handler on its way out must not accept.
  */
 static int child_serve(child *ch)
 {
@@ -198,7 +201,7 @@ static int child_serve(child *ch)
     struct pollfd *pfd = qt_xcalloc(nfds ? nfds : 1, sizeof *pfd);
     const qt_listener **ls = qt_xcalloc(n ? n : 1, sizeof *ls);
     int *fds = qt_xcalloc(n ? n : 1, sizeof *fds);
-    const struct timespec tick = { CHILD_POLL_SECONDS, 0 };
+    int ep;
 
     for (const qt_listener *l = ch->cfg->listeners; l; l = l->next)
         if (l->fd >= 0) {
@@ -208,12 +211,15 @@ static int child_serve(child *ch)
         }
     if (ch->death_fd >= 0)
         pfd[n] = (struct pollfd){ .fd = ch->death_fd, .events = POLLIN };
+    ep = qt_accept_set(pfd, nfds, n);
     sigprocmask(SIG_BLOCK, &ch->stop_set, &ch->open_mask);
     qt_child_close_on_stop(fds, n);
     while (!child_should_exit(ch)) {
         qt_sb_set_state(ch->slot, QT_SB_READY);
-        if (ppoll(pfd, nfds, &tick, &ch->open_mask) <= 0)
+        if (qt_accept_wait(ep, pfd, nfds, CHILD_POLL_SECONDS * 1000, &ch->open_mask) <= 0)
             continue;              /* a signal or the tick: re-check */
+        if (*ch->stop)
+            break;
         if (ch->death_fd >= 0 && pfd[n].revents)
             break;                 /* the master is gone: so are we */
         accept_one(ch, pfd, ls, n);
@@ -221,6 +227,8 @@ static int child_serve(child *ch)
     qt_sb_set_state(ch->slot, QT_SB_GRACEFUL);
     qt_child_close_on_stop(NULL, 0);
     sigprocmask(SIG_SETMASK, &ch->open_mask, NULL);
+    if (ep >= 0)
+        close(ep);
     free(fds);
     free(ls);
     free(pfd);

@@ -312,8 +312,9 @@ static size_t listener_pollset(const wchild *ch, struct pollfd **pfd,
 }
 
 /*
- * The listener: all children poll the same non-blocking sockets; one
- * accept4() wins, the others see EAGAIN.  It accepts only while a worker
+ * The listener: all children wait on the same non-blocking sockets, with
+ * EPOLLEXCLUSIVE (qt_accept_set), so a connection wakes one listener; one
+ * that loses a race sees EAGAIN.  It accepts only while a worker
  * is idle, so a connection never waits in our queue behind a busy thread
  * when another child could take it.
  */
@@ -323,11 +324,12 @@ static void *listener_main(void *arg)
     struct pollfd *pfd;
     const qt_listener **ls;
     size_t n = listener_pollset(ch, &pfd, &ls), next = 0;
+    int ep = qt_accept_set(pfd, n + 1, n);
     unsigned long accepted = 0;
     bool more = true;
 
     while (more && queue_wait_idler(&ch->q)) {
-        if (poll(pfd, n + 1, -1) <= 0)
+        if (qt_accept_wait(ep, pfd, n + 1, -1, NULL) <= 0)
             continue;
         if (pfd[n].revents)
             break;                 /* told to stop */
@@ -343,6 +345,8 @@ static void *listener_main(void *arg)
     if (!more && write(ch->done[1], "x", 1) < 0) {
         /* The main thread's tick notices the flag below anyway. */
     }
+    if (ep >= 0)
+        close(ep);
     /* Our copies go now: the kernel stops queueing for us once all are closed. */
     for (size_t i = 0; i < n; i++)
         close(pfd[i].fd);
