@@ -325,7 +325,9 @@ def scenario_notes(d, sc):
              "prefork uses mod_cgi, worker/event mod_cgid. The floor row is "
              "bench/forkfloor: posix_spawn + waitpid of the same program alone on "
              "core 0, no server, measured in every round; the ratio column is "
-             "each server's rate over the floor of the same round.",
+             "each server's rate over the floor of the same round. The floor's "
+             "CPU figure is CPU time per spawn (forkfloor and the program), so "
+             "a server's CPU per request minus it is what the server adds.",
         "6": "Little's-law bound: concurrency / 0.05 s, the best any server can do "
              "when each request waits 50 ms. Blocking MPMs are limited by "
              "MaxRequestWorkers (2,100 here) and by how fast they spawn. "
