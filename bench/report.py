@@ -141,9 +141,12 @@ def table_sleep(d, variants):
             "% of bound | /lab/hello ceiling | % of min(bound, ceiling) | CPU µs/req | "
             "p99 ms | errors |\n"
             "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|\n")
-    out, summary = [], {}
+    out, summary, peers = [], {}, []
     for name in server_order(d):
-        if not name.startswith("quintet-") or name in VARIANTS:
+        if name in VARIANTS:
+            continue
+        if not name.startswith("quintet-"):
+            peers += peer_ceiling_rows(name, variants)
             continue
         got = False
         for variant in sorted(variants, key=lambda v: int(v.split("=")[1])):
@@ -171,7 +174,24 @@ def table_sleep(d, variants):
                 "errors": error_cell(rows) != "0"}
         if not got:
             out.append("| %s | %s | | | | | | | | | |" % (name, na_reason(d, name, "6")))
-    return head + "\n".join(out) + "\n", summary
+    return head + "\n".join(out + peers) + "\n", summary
+
+
+def peer_ceiling_rows(name, variants):
+    """A peer's static 1 KiB file at the same concurrency: what this
+    machine's one core answers when nothing waits at all."""
+    out = []
+    for variant in sorted(variants, key=lambda v: int(v.split("=")[1])):
+        rows = [r for r in variants[variant].get(name, []) if "invalid" not in r]
+        if not rows:
+            continue
+        conc = int(variant.split("=")[1])
+        rps = med([r["rps"] for r in rows])
+        out.append("| %s: static 1 KiB, no wait | %d | %s | %s | %s | %s | – | – | %s | %s | %s |" % (
+            name, conc, fmt(rps), span([r["rps"] for r in rows]), fmt(conc / 0.05),
+            fmt(100 * rps / (conc / 0.05), 1), fmt(med([r.get("cpu_us") for r in rows]), 1),
+            fmt(med([r.get("p99") for r in rows]), 1), error_cell(rows)))
+    return out
 
 
 def table_hash(d, variants, kb):
@@ -334,7 +354,10 @@ def scenario_notes(d, sc):
              "From 1,000 connections the bound (20,000 and 100,000 req/s) nears "
              "or passes what the server's one core can answer at all, so the "
              "same concurrency is also measured on /lab/hello, which does not "
-             "wait: that ceiling, and the share of whichever limit is lower.",
+             "wait: that ceiling, and the share of whichever limit is lower. The "
+             "nginx rows are nginx serving a static 1 KiB file at the same "
+             "concurrency, nothing waiting: the most this machine's one server "
+             "core answers with a peer, for comparison with the bound.",
         "8": "'handshakes': Connection: close, so each request is a full TLS 1.3 "
              "handshake, 32 connections. Session tickets are off for every "
              "server (and none has a session cache), so nothing is resumed: "
