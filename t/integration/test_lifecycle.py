@@ -52,14 +52,14 @@ def reloaded(srv):
         return False
 
 
-def reload_with(srv, sig, extra=RELOAD_MARK, timeout=5):
+def reload_with(srv, sig, extra=RELOAD_MARK, timeout=15):
     srv.write_conf(srv.conf_text(srv.extra_conf + "\n" + extra))
     srv.signal(sig)
     ok = wait_until(lambda: reloaded(srv), timeout, interval=0.05)
     assert ok, "config not reloaded %ss after %s\n%s" % (timeout, sig.name, srv.diag())
 
 
-def no_zombies(pid, timeout=3):
+def no_zombies(pid, timeout=10):
     def clean():
         # One read per child: it may be reaped between two.
         states = (harness.proc_stat(c) for c in harness.children_of(pid))
