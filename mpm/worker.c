@@ -360,8 +360,15 @@ static bool start_threads(wchild *ch)
     sigset_t all, old;
     bool ok = true;
 
-    /* Threads are born with every signal blocked: the main thread takes them. */
+    /*
+     * Threads are born with every signal blocked but SIGCHLD: the main
+     * thread takes them.  SIGCHLD is SIG_DFL (ignored) in a child, and the
+     * kernel drops a CGI script's exit signal at once only if the thread
+     * that spawned the script does not block it; blocked there, it would
+     * be queued for the process and wake the main thread once per script.
+     */
     sigfillset(&all);
+    sigdelset(&all, SIGCHLD);
     pthread_sigmask(SIG_BLOCK, &all, &old);
     for (int i = 0; i < ch->nthreads && ok; i++) {
         wthread *w = &ch->threads[i];
