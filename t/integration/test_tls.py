@@ -318,6 +318,22 @@ def test_pipelined_requests_in_separate_records(srv):
             assert r.status == 200 and r.body == b"site a\n", srv.diag(r)
 
 
+def test_pipelined_burst_larger_than_the_read_buffer(srv):
+    """60 KiB of pipelined requests in one write: more than OpenSSL reads
+    from the socket at once (16 KiB with read-ahead), so after the bytes it
+    holds are served, the rest is still in the socket with no new
+    readiness edge to announce it."""
+    pad = [("X-Pad", "p" * 1000)]
+    reqs = [harness.request_bytes("GET", "/", "a.test", pad) for _ in range(59)]
+    reqs.append(harness.request_bytes("GET", "/", "a.test", pad + [("Connection", "close")]))
+    with TlsConn(srv.port, client_ctx()) as c:
+        c.send(b"".join(reqs))
+        for i in range(len(reqs)):
+            r = c.read_final(timeout=5)
+            assert r.status == 200 and r.body == b"site a\n", "response %d: %s" % (
+                i, srv.diag(r))
+
+
 def test_request_after_a_body_in_the_same_record(srv):
     """The body ends mid-record: the next request's bytes are already
     decrypted inside OpenSSL when the first response goes out."""
