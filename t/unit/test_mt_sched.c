@@ -587,6 +587,89 @@ START_TEST(watch_fires_without_a_coroutine)
 }
 END_TEST
 
+/*
+ * Consecutive watches of one fd (a keep-alive connection's requests) each
+ * keep their own deadline.  Row 0: the ended watch's sooner deadline must
+ * not fire the next one early; row 1: its far deadline must not delay the
+ * next one's sooner deadline (else the test times out); row 2: after
+ * readiness ended the first watch, its deadline passing must not fire a
+ * second watch that has none.
+ */
+typedef struct {
+    mt_sched *s;
+    int fds[2];
+    int row;
+    int64_t due;                /* the deadline that must fire */
+    bool second_pending;
+    _Atomic int calls, result;
+    _Atomic int64_t fired_at;
+} relabel_lab;
+
+static void on_relabel(int fd, int result, void *arg)
+{
+    relabel_lab *l = arg;
+
+    (void)fd;
+    atomic_store(&l->fired_at, coro_now_ms());
+    atomic_store(&l->result, result);
+    atomic_fetch_add(&l->calls, 1);
+}
+
+static void relabel_readiness(relabel_lab *l, int fd)
+{
+    char c;
+
+    /* 300 ms: readiness, written right away, must win even on a slow run. */
+    ck_assert_int_eq(mt_watch_fd(l->s, fd, coro_now_ms() + 300, on_relabel, l), QT_OK);
+    ck_assert_int_eq(write(l->fds[1], "y", 1), 1);
+    for (int i = 0; i < 1000 && atomic_load(&l->calls) == 0; i++)
+        mt_sleep_ms(5);
+    ck_assert_int_eq(read(fd, &c, 1), 1);
+    ck_assert_int_eq(mt_watch_fd(l->s, fd, 0, on_relabel, l), QT_OK);
+    mt_sleep_ms(400);                   /* past the first watch's deadline */
+    l->second_pending = mt_unwatch_fd(l->s, fd);
+}
+
+static void relabel_driver(void *arg)
+{
+    relabel_lab *l = arg;
+    int fd = l->fds[0];
+    int64_t now = coro_now_ms();
+
+    if (l->row == 2) {
+        relabel_readiness(l, fd);
+        return;
+    }
+    ck_assert_int_eq(mt_watch_fd(l->s, fd, now + (l->row ? 600000 : 20),
+                                 on_relabel, l), QT_OK);
+    ck_assert(mt_unwatch_fd(l->s, fd));
+    l->due = now + (l->row ? 30 : 120);
+    ck_assert_int_eq(mt_watch_fd(l->s, fd, l->due, on_relabel, l), QT_OK);
+}
+
+START_TEST(each_watch_keeps_its_own_deadline)
+{
+    relabel_lab l = { .s = sched_new(2, true), .row = _i, .result = 99 };
+
+    ck_assert_int_eq(socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK, 0, l.fds), 0);
+    ck_assert_int_eq(mt_fd_register(l.s, l.fds[0], 0), QT_OK);
+    mt_spawn(l.s, relabel_driver, &l);
+    mt_sched_run(l.s);
+    ck_assert_int_eq(atomic_load(&l.calls), 1);
+    if (_i == 2) {
+        ck_assert_int_eq(atomic_load(&l.result), QT_OK);
+        ck_assert(l.second_pending);
+    } else {
+        ck_assert_int_eq(atomic_load(&l.result), QT_TIMEOUT);
+        ck_assert_int_ge(atomic_load(&l.fired_at), l.due);
+    }
+    mt_fd_forget(l.s, l.fds[0]);
+    close(l.fds[0]);
+    close(l.fds[1]);
+    mt_sched_destroy(l.s);
+}
+END_TEST
+
 /* -------------------------------------------------------- blocking pool */
 
 typedef struct {
@@ -808,6 +891,7 @@ static Suite *mt_suite(void)
     tcase_add_loop_test(tc, cpu_bound_coroutine_does_not_block_the_others, 0, 2);
     tcase_add_loop_test(tc, wait_fd_wakes_times_out_and_forget_errors, 0, 2);
     tcase_add_loop_test(tc, watch_fires_without_a_coroutine, 0, 2);
+    tcase_add_loop_test(tc, each_watch_keeps_its_own_deadline, 0, 3);
     tcase_add_test(tc, run_blocking_does_not_stall_the_worker);
     tcase_add_test(tc, stop_ends_run_with_coroutines_parked);
     tcase_add_test(tc, stack_overflow_aborts_with_a_message);
