@@ -24,7 +24,7 @@ SCENARIOS = {
     "2": ("2-static-1k-new-connection", "Static 1 KiB file, a new connection per request "
           "(Connection: close), 100 connections", "rps", "nginx"),
     "3": ("3-static-10m", "10 MiB file, keep-alive, 10 connections", "mbps", "nginx"),
-    "4": ("4-cgi", "CGI, keep-alive, 8 connections", "rps", "floor (spawn alone)"),
+    "4": ("4-cgi", "CGI, keep-alive, 8 connections", "rps", "floor (8 at a time)"),
     "6": ("6-backend-wait", "Waiting on a backend: /lab/sleep?ms=50 (Quintet MPMs)", "rps", None),
     "7": ("7-cpu-work", "CPU work: /lab/hello latency while 8 clients request /lab/hash", "p99", None),
     "8": ("8-tls", "TLS 1.3, RSA-2048", "rps", "nginx"),
@@ -111,7 +111,10 @@ def table_generic(d, sc, variant, per_server, key, ref):
     head = ("| server | %s median | min–max | × %s | CPU µs/req | p99 ms | errors |\n"
             "|---|---:|---:|---:|---:|---:|---|\n" % (unit, ref or "–"))
     out, summary = [], {}
-    for name in server_order(d, [ref] if ref in per_server and ref not in d["servers"] else []):
+    # Reference rows that are not servers (the CGI floors) come first.
+    refs = sorted(n for n in per_server if n.startswith("floor ")) if ref and \
+        ref.startswith("floor ") else ([ref] if ref in per_server else [])
+    for name in server_order(d, [n for n in refs if n not in d["servers"]]):
         rows = per_server.get(name)
         if not rows:
             if sc in ("6", "7") and not name.startswith("quintet-") or \
@@ -342,12 +345,14 @@ def scenario_notes(d, sc):
              "process (one loop), hybrid its default two threads.",
         "3": "Figures in MB/s (10^6 bytes per second of response bytes read by wrk).",
         "4": "Programs: cgi-bin/hello-c (compiled C) and a /bin/sh script. Apache "
-             "prefork uses mod_cgi, worker/event mod_cgid. The floor row is "
-             "bench/forkfloor: posix_spawn + waitpid of the same program alone on "
-             "core 0, no server, measured in every round; the ratio column is "
-             "each server's rate over the floor of the same round. The floor's "
-             "CPU figure is CPU time per spawn (forkfloor and the program), so "
-             "a server's CPU per request minus it is what the server adds.",
+             "prefork uses mod_cgi, worker/event mod_cgid. The floor rows are "
+             "bench/forkfloor on core 0 with no server, measured in every round: "
+             "posix_spawn + waitpid of the same program, one at a time (alone) and "
+             "with 8 running at once, as the servers run them for 8 connections; "
+             "the ratio column is each rate over the 8-at-a-time floor of the same "
+             "round. The floors' CPU figure is CPU time per spawn (forkfloor and "
+             "the programs), so a server's CPU per request minus it is what the "
+             "server adds.",
         "6": "Little's-law bound: concurrency / 0.05 s, the best any server can do "
              "when each request waits 50 ms. Blocking MPMs are limited by "
              "MaxRequestWorkers (2,100 here) and by how fast they spawn. "
