@@ -112,8 +112,8 @@ def table_generic(d, sc, variant, per_server, key, ref):
             "|---|---:|---:|---:|---:|---:|---|\n" % (unit, ref or "–"))
     out, summary = [], {}
     # Reference rows that are not servers (the CGI floors) come first.
-    refs = sorted(n for n in per_server if n.startswith("floor ")) if ref and \
-        ref.startswith("floor ") else ([ref] if ref in per_server else [])
+    refs = ([ref] if ref in per_server else []) + \
+        sorted(n for n in per_server if n.startswith("floor ") and n != ref)
     for name in server_order(d, [n for n in refs if n not in d["servers"]]):
         rows = per_server.get(name)
         if not rows:

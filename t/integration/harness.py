@@ -493,6 +493,20 @@ def proc_stat(pid):
     return rest[0], int(rest[1])
 
 
+def voluntary_switches(pid, tid=None):
+    """How many times a process (or one of its threads) went to sleep and
+    was woken, from /proc; None if it is gone."""
+    path = "/proc/%d/task/%d/status" % (pid, tid) if tid else "/proc/%d/status" % pid
+    try:
+        with open(path) as f:
+            for line in f:
+                if line.startswith("voluntary_ctxt_switches:"):
+                    return int(line.split()[1])
+    except OSError:
+        pass
+    return None
+
+
 def children_of(pid):
     out = []
     for d in os.listdir("/proc"):

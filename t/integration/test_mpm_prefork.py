@@ -58,18 +58,6 @@ def test_pipelined_requests_after_idle_wait(make_server):
     assert (r2.status, r2.body) == (200, BIG), srv.diag(r2)
 
 
-def voluntary_switches(pid):
-    """How many times the process has gone to sleep and been woken."""
-    try:
-        with open("/proc/%d/status" % pid) as f:
-            for line in f:
-                if line.startswith("voluntary_ctxt_switches:"):
-                    return int(line.split()[1])
-    except OSError:
-        pass
-    return None
-
-
 def test_a_connection_wakes_one_idle_child_not_all(make_server, mpm):
     """No thundering herd: each prefork child waits on the listeners with
     EPOLLEXCLUSIVE, so a new connection wakes one idle child.  Woken
@@ -82,12 +70,12 @@ def test_a_connection_wakes_one_idle_child_not_all(make_server, mpm):
     while len(srv.children()) < 20 and time.monotonic() < deadline:
         time.sleep(0.05)
     time.sleep(0.5)                 # let every child reach its accept wait
-    before = {pid: voluntary_switches(pid) for pid in srv.children()}
+    before = {pid: harness.voluntary_switches(pid) for pid in srv.children()}
     assert len(before) >= 20, before
     for _ in range(3):
         r = srv.get("/small.txt")
         assert (r.status, r.body) == (200, SMALL), srv.diag(r)
     woken = [pid for pid, n in before.items()
-             if n is not None and voluntary_switches(pid) not in (None, n)]
+             if n is not None and harness.voluntary_switches(pid) not in (None, n)]
     assert len(woken) <= 8, "%d of %d idle children woke for 3 connections" % (
         len(woken), len(before))

@@ -117,14 +117,6 @@ def test_spare_threads_add_children_under_load(make_server):
     assert results == [200] * 8, results
 
 
-def voluntary_switches(pid, tid):
-    with open("/proc/%d/task/%d/status" % (pid, tid)) as f:
-        for line in f:
-            if line.startswith("voluntary_ctxt_switches:"):
-                return int(line.split()[1])
-    return None
-
-
 def test_script_exits_do_not_wake_the_main_thread(make_server):
     """A CGI script's exit signal (SIGCHLD, ignored in a child) must be
     dropped by the kernel, not queued for the process: queued, it woke the
@@ -141,14 +133,14 @@ def test_script_exits_do_not_wake_the_main_thread(make_server):
     assert kids, srv.diag()
     kid = kids[0]
     assert wait_until(lambda: threads_of(kid) == 27, 5), threads_of(kid)
-    before, t0 = voluntary_switches(kid, kid), time.monotonic()
+    before, t0 = harness.voluntary_switches(kid, kid), time.monotonic()
     n = 30
     with srv.conn() as c:               # one connection: one child serves all
         for _ in range(n):
             c.send(harness.request_bytes("GET", "/cgi-bin/hi"))
             r = c.read_response(timeout=10)
             assert (r.status, r.body) == (200, b"hi\n"), srv.diag(r)
-    woke = voluntary_switches(kid, kid) - before
+    woke = harness.voluntary_switches(kid, kid) - before
     ticks = time.monotonic() - t0 + 1
     if ticks * 2 + 5 >= n:
         pytest.skip("too slow a machine to tell %d scripts from ticks" % n)
