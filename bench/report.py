@@ -71,11 +71,13 @@ def header(d):
 
 
 def ratio_median(rows, ref_rows, key):
-    """Median over rounds of value / reference value of the same round."""
+    """Median over rounds of value / reference value of the same round; a
+    row that carries its own reference (scenario 4's floor_rps, measured
+    right before it) is divided by that one."""
     by_round = {r["round"]: r.get(key) for r in ref_rows or []}
     out = []
     for r in rows:
-        ref = by_round.get(r["round"])
+        ref = r.get("floor_" + key) or by_round.get(r["round"])
         if ref and r.get(key) is not None:
             out.append(r[key] / ref)
     return med(out)
@@ -348,9 +350,11 @@ def scenario_notes(d, sc):
              "prefork uses mod_cgi, worker/event mod_cgid. The floor rows are "
              "bench/forkfloor on core 0 with no server, measured in every round: "
              "posix_spawn + waitpid of the same program, one at a time (alone) and "
-             "with 8 running at once, as the servers run them for 8 connections; "
-             "the ratio column is each rate over the 8-at-a-time floor of the same "
-             "round. The floors' CPU figure is CPU time per spawn (forkfloor and "
+             "with 8 running at once, as the servers run them for 8 connections. "
+             "The ratio column divides each server's rate by an 8-at-a-time floor "
+             "measured right before it (the server idle), because the machine's "
+             "spawn rate drifts over minutes; the median is over rounds. The "
+             "floors' CPU figure is CPU time per spawn (forkfloor and "
              "the programs), so a server's CPU per request minus it is what the "
              "server adds.",
         "6": "Little's-law bound: concurrency / 0.05 s, the best any server can do "

@@ -523,6 +523,7 @@ void mt_poll(mt_sched *s, int timeout_ms)
         n = epoll_wait(s->epfd, evs, MAX_EVENTS, timeout_ms);
     /* Awake now: timers armed by what we dispatch need no eventfd break. */
     atomic_store(&s->poll_blocked, 0);
+    atomic_store_explicit(&s->last_poll, coro_now_ms(), memory_order_relaxed);
     for (int i = 0; i < n; i++) {
         int fd = evs[i].data.fd;
         mt_fdslot *sl;

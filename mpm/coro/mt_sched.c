@@ -5,6 +5,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -48,7 +49,16 @@
 
 #define STACK_MIN (16u * 1024u)
 #define STEAL_ROUNDS 4
+/* The monitor looks every 2 ms while some worker stays in one coroutine
+ * (it may be stuck), and backs off to MT_STUCK_MS / 2 otherwise: a server
+ * whose requests are short, or whose CPU goes to CGI scripts, is not woken
+ * 500 times a second.  A stuck worker is still found 10 to 17 ms after it
+ * started.  The network unpolled that long, with workers parked, gets
+ * one of them woken. */
 #define MONITOR_TICK_MS 2
+#define MONITOR_IDLE_TICK_MS (MT_STUCK_MS / 2)
+#define MONITOR_POLL_GAP_MS (MT_STUCK_MS / 2)
+#define MONITOR_AFFINITY_LOOKS 20     /* the workers' CPUs: every 40-100 ms */
 
 static _Thread_local mt_worker *tls_worker;
 
@@ -227,6 +237,18 @@ static void push_tail(mt_worker *w, mt_coro *co)
     mt_inject_push_batch(w->s, batch, n);
 }
 
+/*
+ * One coroutine queued on a worker that is awake is work for that worker,
+ * not a reason to wake another: a futex wake and a thief that finds
+ * nothing would cost more than the request.  A second one is work to
+ * share.  (A worker stuck in the first is the monitor's job.)
+ */
+static void share_if_more(mt_worker *w)
+{
+    if (mt_ring_len(&w->ring) + (atomic_load(&w->next) != NULL) > 1)
+        mt_notify(w->s);
+}
+
 void mt_schedule(mt_sched *s, mt_coro *co)
 {
     mt_worker *w = mt_worker_self();
@@ -245,12 +267,7 @@ void mt_schedule(mt_sched *s, mt_coro *co)
         mt_notify(s);
         return;
     }
-    /* One coroutine queued on a worker that is awake is work for that
-     * worker, not a reason to wake another: a futex wake and a thief that
-     * finds nothing would cost more than the request.  A second one is
-     * work to share.  (A worker stuck in the first is the monitor's job.) */
-    if (mt_ring_len(&w->ring) + (atomic_load(&w->next) != NULL) > 1)
-        mt_notify(s);
+    share_if_more(w);
 }
 
 static bool work_visible(mt_sched *s)
@@ -393,11 +410,13 @@ mt_coro *mt_spawn(mt_sched *s, void (*fn)(void *), void *arg)
     co->tsan_fiber = tsan_fiber_new();
     atomic_fetch_add(&s->live, 1);
     atomic_fetch_add(&s->created, 1);
-    if (w && w->s == s)
+    if (w && w->s == s) {
         push_tail(w, co);
-    else
+        share_if_more(w);
+    } else {
         mt_inject_push(s, co);
-    mt_notify(s);
+        mt_notify(s);
+    }
     return co;
 }
 
@@ -664,6 +683,7 @@ static void be_poller(mt_worker *w)
 {
     mt_sched *s = w->s;
     int timeout;
+    bool one_cpu;
 
     atomic_store(&s->poll_until, INT64_MIN);
     atomic_exchange(&s->poll_blocked, 1);
@@ -676,8 +696,13 @@ static void be_poller(mt_worker *w)
     atomic_store(&s->poll_blocked, 0);
     atomic_store(&s->polling, false);
     mt_timers_fire(s);
-    /* Found work: hand the netpoller to a parked worker. */
-    if (mt_ring_len(&w->ring) > 0 || atomic_load(&w->next))
+    /* Found work: hand the netpoller to a parked worker, which polls on
+     * another CPU while this one runs what it found.  With one CPU for the
+     * whole process that worker could only take turns with this one: a
+     * futex wake and two thread switches for nothing, unless there is
+     * more than one coroutine to share. */
+    one_cpu = atomic_load_explicit(&s->one_cpu, memory_order_relaxed);
+    if (mt_ring_len(&w->ring) > (one_cpu ? 1u : 0u) || (!one_cpu && atomic_load(&w->next)))
         mt_notify(s);
 }
 
@@ -802,6 +827,32 @@ static bool start_worker(mt_sched *s, unsigned i, bool spare)
 
 /* ------------------------------------------------------------- monitor */
 
+/*
+ * All workers may run on one CPU only (taskset, a cpuset): they then take
+ * turns on it rather than run side by side.  tid 0 is the calling thread.
+ * The monitor looks again now and then: affinity can change at run time
+ * (taskset -p).
+ */
+static bool on_one_cpu(mt_sched *s)
+{
+    cpu_set_t all, one;
+
+    CPU_ZERO(&all);
+    for (unsigned i = 0; i < s->nslots_w; i++) {
+        mt_worker *w = &s->workers[i];
+        int tid = atomic_load(&w->tid);
+
+        if (atomic_load(&w->state) != MT_W_RUNNING || tid == 0)
+            continue;
+        if (sched_getaffinity(tid, sizeof one, &one) != 0)
+            return false;
+        CPU_OR(&all, &all, &one);
+    }
+    if (CPU_COUNT(&all) == 0 && sched_getaffinity(0, sizeof all, &all) != 0)
+        return false;
+    return CPU_COUNT(&all) == 1;
+}
+
 /* Moves a stuck worker's queue to the inject queue; count. */
 static unsigned rescue(mt_sched *s, mt_worker *w)
 {
@@ -902,15 +953,18 @@ static void stuck_worker(mt_sched *s, mt_worker *w)
         mt_notify(s);
 }
 
-static void monitor_check(mt_sched *s, mon_track *tr, int64_t now)
+/* True if some worker was in the same coroutine at the last look too. */
+static bool monitor_check(mt_sched *s, mon_track *tr, int64_t now)
 {
+    bool staying = false;
+
     for (unsigned i = 0; i < s->nslots_w; i++) {
         mt_worker *w = &s->workers[i];
         uint64_t r = atomic_load_explicit(&w->resumes, memory_order_relaxed);
         bool running = atomic_load(&w->state) == MT_W_RUNNING;
+        bool in_coro = running && atomic_load_explicit(&w->in_coro, memory_order_relaxed);
 
-        if (!running || !atomic_load_explicit(&w->in_coro, memory_order_relaxed) ||
-            r != tr[i].resumes) {
+        if (!in_coro || r != tr[i].resumes) {
             tr[i].resumes = r;
             tr[i].since = now;
             tr[i].cpu_at = -1;
@@ -920,6 +974,7 @@ static void monitor_check(mt_sched *s, mon_track *tr, int64_t now)
             }
             continue;
         }
+        staying = true;
         if (tr[i].cpu_at < 0) {
             tr[i].cpu_at = now;
             tr[i].cpu_since = cpu_ms(w);
@@ -940,8 +995,11 @@ static void monitor_check(mt_sched *s, mon_track *tr, int64_t now)
         }
         stuck_worker(s, w);
     }
-    /* Nobody watches the network or the timers while others are parked. */
-    if (!atomic_load(&s->polling) && atomic_load(&s->nidle) > 0)
+    /* Nobody has watched the network or the timers for a while, and
+     * others are parked.  (Not at once: under a light load the one
+     * awake worker is often busy for a moment, and is back soon.) */
+    if (!atomic_load(&s->polling) && atomic_load(&s->nidle) > 0 &&
+        now - atomic_load_explicit(&s->last_poll, memory_order_relaxed) >= MONITOR_POLL_GAP_MS)
         wake_one(s);
     /* The stuck workers are back: parked spares may retire. */
     if (surplus(s) && atomic_load(&s->nidle) > 0) {
@@ -949,13 +1007,18 @@ static void monitor_check(mt_sched *s, mon_track *tr, int64_t now)
         pthread_cond_broadcast(&s->idle_cond);
         pthread_mutex_unlock(&s->idle_lock);
     }
+    return staying;
 }
 
 static void *monitor_main(void *arg)
 {
     mt_sched *s = arg;
     mon_track tr[MT_MAX_WORKERS + MT_MAX_SPARE];
+    long tick_ms = MONITOR_TICK_MS;
+    unsigned looks = 0;
 
+    /* Named for top -H and the tests, which tell it from the workers. */
+    pthread_setname_np(pthread_self(), "httpd-monitor");
     memset(tr, 0, sizeof tr);
     for (unsigned i = 0; i < MT_MAX_WORKERS + MT_MAX_SPARE; i++)
         tr[i].cpu_at = -1;
@@ -964,14 +1027,19 @@ static void *monitor_main(void *arg)
         struct timespec ts;
 
         clock_gettime(CLOCK_REALTIME, &ts);
-        ts.tv_nsec += MONITOR_TICK_MS * 1000000L;
+        ts.tv_nsec += tick_ms * 1000000L;
         if (ts.tv_nsec >= 1000000000L) {
             ts.tv_sec++;
             ts.tv_nsec -= 1000000000L;
         }
         pthread_cond_timedwait(&s->mon_cond, &s->mon_lock, &ts);
         pthread_mutex_unlock(&s->mon_lock);
-        monitor_check(s, tr, coro_now_ms());
+        if (++looks % MONITOR_AFFINITY_LOOKS == 0)
+            atomic_store_explicit(&s->one_cpu, on_one_cpu(s), memory_order_relaxed);
+        if (monitor_check(s, tr, coro_now_ms()))
+            tick_ms = MONITOR_TICK_MS;
+        else if (tick_ms < MONITOR_IDLE_TICK_MS)
+            tick_ms = tick_ms * 2 > MONITOR_IDLE_TICK_MS ? MONITOR_IDLE_TICK_MS : tick_ms * 2;
         pthread_mutex_lock(&s->mon_lock);
     }
     pthread_mutex_unlock(&s->mon_lock);
@@ -997,6 +1065,7 @@ mt_sched *mt_sched_create(const mt_opts *opts)
     if (s->nworkers > MT_MAX_WORKERS)
         s->nworkers = MT_MAX_WORKERS;
     s->nslots_w = s->nworkers + (s->opts.no_monitor ? 0 : MT_MAX_SPARE);
+    atomic_init(&s->one_cpu, on_one_cpu(s));
     s->stack_size = s->opts.stack_size ? s->opts.stack_size : CORO_STACK_DEFAULT;
     if (s->stack_size < STACK_MIN)
         s->stack_size = STACK_MIN;

@@ -142,6 +142,36 @@ def test_default_threads_is_online_cpus(make_server):
     assert wait_until(lambda: threads_of(child) == want, 5), threads_of(child)
 
 
+def test_workers_on_one_cpu_do_not_hand_the_poller_over(make_server):
+    """Pinned to one CPU, the worker that finds one request in epoll runs
+    it itself.  Waking a parked worker to poll meanwhile only makes the two
+    take turns on that CPU: a futex wake and two thread switches per
+    request.  Counted by voluntary switches over 200 keep-alive requests:
+    one worker stays parked (the old hand-off woke both every request)."""
+    srv = make_server(LAB + "Threads 2\nMaxKeepAliveRequests 0\n")
+    child = one_child(srv)
+    assert wait_until(lambda: threads_of(child) == 3, 5), threads_of(child)
+    cpu = min(os.sched_getaffinity(0))
+    tids = [int(t) for t in os.listdir("/proc/%d/task" % child)]
+    for tid in tids:
+        os.sched_setaffinity(tid, {cpu})
+    time.sleep(0.5)                 # the monitor reads the workers' CPUs every 40-100 ms
+
+    def comm(tid):
+        with open("/proc/%d/task/%d/comm" % (child, tid)) as f:
+            return f.read().strip()
+    workers = [t for t in tids if comm(t) != "httpd-monitor"]
+    assert len(workers) == 2, [(t, comm(t)) for t in tids]
+    before = {t: harness.voluntary_switches(child, t) for t in workers}
+    with srv.conn() as c:
+        for _ in range(200):
+            c.send(harness.request_bytes("GET", "/lab/hello"))
+            r = c.read_final()
+            assert r.status == 200, srv.diag(r)
+    woke = sorted(harness.voluntary_switches(child, t) - before[t] for t in workers)
+    assert woke[0] <= 20, "both workers woke for 200 requests: %r" % woke
+
+
 @pytest.mark.parametrize("value", ["0", "65", "two"])
 def test_bad_threads_refused(make_server, value):
     srv = make_server(LAB + "Threads %s\n" % value, start=False)
