@@ -17,9 +17,18 @@
  * while the backlog waits forever; so while the server is full and clients
  * are waiting, each child closes its connection after the response in
  * progress (the scoreboard's no_keepalive flag), and the waiting clients
- * get their turn in accept order.  And a fork costs milliseconds: when
- * more clients wait than processes are free, a client that has already
- * hung up (wrk restarting, a browser giving up) gets no process.
+ * get their turn in accept order.
+ *
+ * A fork costs milliseconds, so the master also decides who is worth one.
+ * A client that closed or reset its connection without sending anything
+ * gets none: there is nothing to answer and nobody to answer.  A client
+ * that sent something and then closed its side may be a half-closing
+ * client waiting for its response, or one that gave up (wrk restarting, a
+ * browser leaving): it gets a process, unless more clients wait behind it
+ * than the free processes or one round of the master can take.  And the
+ * master accepts at most ACCEPTS_PER_ROUND connections before it returns
+ * to the supervisor, so exited children are reaped and signals acted on
+ * however fast clients arrive.
  */
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE   /* accept4, pipe2, ppoll */
@@ -31,6 +40,7 @@
 #include <string.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -40,6 +50,11 @@
 
 #define TAG "mpm_fork"
 #define MASTER_TICK_MS 1000        /* safety net; signals wake the master */
+/*
+ * Connections accepted per pass of the master loop: a pass forks for
+ * milliseconds at most this many times, then reaps and takes signals.
+ */
+#define ACCEPTS_PER_ROUND 32
 
 extern const qt_module mpm_fork_module;
 
@@ -185,8 +200,12 @@ static int free_row(const qt_supervisor *sv)
     return -1;
 }
 
-/* Forks the child for an accepted connection; the master keeps no copy. */
-static void hand_off(qt_supervisor *sv, int fd, const qt_listener *l,
+/*
+ * Forks the child for an accepted connection; the master keeps no copy.
+ * False if the fork failed: the round ends, so exited children are reaped
+ * before the next try.
+ */
+static bool hand_off(qt_supervisor *sv, int fd, const qt_listener *l,
                      const struct sockaddr_storage *peer, socklen_t len)
 {
     forkm *fm = sv->data;
@@ -195,15 +214,17 @@ static void hand_off(qt_supervisor *sv, int fd, const qt_listener *l,
 
     if (row < 0) {
         close(fd);                 /* cannot happen while live < limit */
-        return;
+        return true;
     }
     fm->next = (pending){ .fd = fd, .l = l, .peer = peer, .len = len };
     pid = qt_supervisor_spawn(sv, (unsigned)row);
     close(fd);
-    if (pid > 0)
-        fm->live++;
-    else
+    if (pid < 0) {
         qt_poll_sleep_ms(100);     /* out of processes: let some exit */
+        return false;
+    }
+    fm->live++;
+    return true;
 }
 
 /* Clients in a listener's accept queue (Linux reports it in TCP_INFO). */
@@ -217,26 +238,56 @@ static unsigned backlog_len(int fd)
     return ti.tcpi_unacked;
 }
 
-/* The client has closed its end (or reset) before we served it. */
-static bool peer_gone(int fd)
+/* What an accepted client left us before it got a process. */
+typedef enum peer_state {
+    PEER_THERE,                    /* connected, still sending */
+    PEER_CLOSED_AFTER_DATA,        /* half-closed after a request, or gave up */
+    PEER_GONE,                     /* reset, or closed without a byte */
+} peer_state;
+
+static peer_state peer_state_of(int fd)
 {
     struct pollfd p = { .fd = fd, .events = POLLIN | POLLRDHUP };
+    int unread = 0;
 
-    return poll(&p, 1, 0) > 0 && (p.revents & (POLLRDHUP | POLLHUP | POLLERR));
+    if (poll(&p, 1, 0) <= 0 || !(p.revents & (POLLRDHUP | POLLHUP | POLLERR)))
+        return PEER_THERE;
+    if (p.revents & (POLLHUP | POLLERR))
+        return PEER_GONE;          /* a reset: no response can reach it */
+    if (ioctl(fd, FIONREAD, &unread) == 0 && unread == 0)
+        return PEER_GONE;          /* it can no longer send a request */
+    return PEER_CLOSED_AFTER_DATA;
 }
 
-/* Worth a fork: always, unless more wait than can be served now. */
+/*
+ * Worth a fork: a client still there, always; one that closed after
+ * sending, unless that fork would delay more clients than one round of the
+ * master or the free processes can take.
+ */
 static bool worth_a_child(const forkm *fm, const qt_listener *l, int fd)
 {
-    return backlog_len(l->fd) < fm->limit - fm->live || !peer_gone(fd);
+    unsigned waiting;
+
+    switch (peer_state_of(fd)) {
+    case PEER_THERE:
+        return true;
+    case PEER_GONE:
+        return false;
+    default:
+        waiting = backlog_len(l->fd);
+        return waiting < ACCEPTS_PER_ROUND && waiting < fm->limit - fm->live;
+    }
 }
 
-/* Accepts what is pending on listener l, as long as a child may start. */
-static void accept_pending(qt_supervisor *sv, const qt_listener *l)
+/*
+ * Accepts what is pending on listener l, as long as a child may start and
+ * at most *budget connections (counted down here).
+ */
+static void accept_pending(qt_supervisor *sv, const qt_listener *l, unsigned *budget)
 {
     forkm *fm = sv->data;
 
-    while (fm->live < fm->limit) {
+    for (; *budget > 0 && fm->live < fm->limit; (*budget)--) {
         struct sockaddr_storage peer;
         socklen_t len = sizeof peer;
         int fd = accept4(l->fd, (struct sockaddr *)&peer, &len,
@@ -246,10 +297,12 @@ static void accept_pending(qt_supervisor *sv, const qt_listener *l)
             accept_failed(errno);
             return;
         }
-        if (worth_a_child(fm, l, fd))
-            hand_off(sv, fd, l, &peer, len);
-        else
+        if (!worth_a_child(fm, l, fd)) {
             close(fd);
+        } else if (!hand_off(sv, fd, l, &peer, len)) {
+            *budget = 0;           /* no more forks this round */
+            return;
+        }
     }
 }
 
@@ -301,6 +354,7 @@ static void accept_round(qt_supervisor *sv, int64_t deadline_ms)
     struct pollfd *pfd = qt_xcalloc(max, sizeof *pfd);
     const qt_listener **ls = qt_xcalloc(max, sizeof *ls);
     size_t n = build_pollset(sv, pfd, ls, max);
+    unsigned budget = ACCEPTS_PER_ROUND;
 
     (void)deadline_ms;             /* nothing to upkeep: MASTER_TICK_MS */
     if (poll(pfd, n, MASTER_TICK_MS) > 0 && n > 1) {
@@ -308,7 +362,7 @@ static void accept_round(qt_supervisor *sv, int64_t deadline_ms)
             size_t i = 1 + (fm->next_listener + k) % (n - 1);
 
             if (pfd[i].revents & POLLIN)
-                accept_pending(sv, ls[i]);
+                accept_pending(sv, ls[i], &budget);
         }
         fm->next_listener++;
     }

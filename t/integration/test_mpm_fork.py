@@ -1,7 +1,12 @@
 """fork MPM specifics: a process per connection, reaped at once (no zombies
-under load), and MaxRequestWorkers bounding the live children while the
-kernel backlog holds the rest."""
+under load), MaxRequestWorkers bounding the live children while the
+kernel backlog holds the rest, and no process for clients that have
+already hung up when others wait."""
 
+import contextlib
+import os
+import signal
+import socket
 import threading
 import time
 
@@ -127,3 +132,93 @@ def test_full_server_closes_keep_alive_for_waiting_clients(make_server):
         finally:
             second.close()
     assert srv.alive()
+
+
+def child_minor_faults(pid):
+    """Page faults of the master's reaped children (cminflt in /proc): each
+    forked child adds some, so the count grows with the forks."""
+    with open("/proc/%d/stat" % pid) as f:
+        data = f.read()
+    return int(data[data.rindex(")") + 2:].split()[8])
+
+
+@contextlib.contextmanager
+def master_stopped(srv):
+    """Holds the master still: connections made meanwhile wait, complete,
+    in the kernel's backlog, as they do when the master falls behind."""
+    srv.signal(signal.SIGSTOP)
+    try:
+        yield
+    finally:
+        srv.signal(signal.SIGCONT)
+
+
+def served_after_burst(srv, burst):
+    """Runs burst() while the master is stopped, then a real request
+    queued behind it; returns that response once the master is back."""
+    with master_stopped(srv):
+        burst()
+        late = srv.conn(timeout=60)
+        late.send(request_bytes("GET", "/lab/hello"))
+    try:
+        return late.read_response()
+    finally:
+        late.close()
+
+
+def test_clients_gone_before_asking_cost_no_process(make_server):
+    srv = make_server(CONF)
+    n = 100
+
+    def served_and_reaped():
+        assert srv.get("/lab/hello").status == 200
+        assert wait_until(lambda: not srv.children(), 10)
+
+    served_and_reaped()
+    before = child_minor_faults(srv.pid)
+    served_and_reaped()
+    one_child = child_minor_faults(srv.pid) - before
+    assert one_child > 0
+
+    def hang_up():
+        for _ in range(n):
+            socket.create_connection(("127.0.0.1", srv.port), timeout=5).close()
+
+    before = child_minor_faults(srv.pid)
+    assert served_after_burst(srv, hang_up).status == 200
+    assert wait_until(lambda: not srv.children(), 10)
+    forked = (child_minor_faults(srv.pid) - before) / one_child
+    # Only the real request needs a process; the old master forked n+1.
+    assert forked < n / 4, "about %.0f children for %d hung-up clients" % (forked, n)
+    assert srv.alive()
+
+
+def test_abandoned_requests_do_not_hold_up_the_queue(make_server):
+    # wrk restarting, browsers giving up: requests whose clients hung up
+    # while they waited in the backlog.  Each would sleep 10 s in its
+    # child; the master gives processes to at most the last few.
+    srv = make_server(CONF)
+    n = 120
+
+    def abandon():
+        for _ in range(n):
+            c = srv.conn()
+            c.send(request_bytes("GET", "/lab/sleep?ms=10000"))
+            c.close()
+
+    assert served_after_burst(srv, abandon).status == 200
+    sleeping = srv.children()
+    assert len(sleeping) < n / 2, "%d children for %d abandoned requests" % (
+        len(sleeping), n)
+    assert not zombies(srv.pid)
+    assert srv.alive()
+
+
+def test_half_closed_client_is_served(make_server):
+    # A client may shut down its sending side after its request and still
+    # wait for the answer: alone in the queue, it gets a process.
+    srv = make_server(CONF)
+    with srv.conn() as c:
+        c.send(request_bytes("GET", "/lab/hello", headers=[("Connection", "close")]))
+        c.sock.shutdown(socket.SHUT_WR)
+        assert c.read_response().status == 200
