@@ -49,16 +49,14 @@
 
 #define STACK_MIN (16u * 1024u)
 #define STEAL_ROUNDS 4
-/* The monitor looks every 2 ms while some worker stays in one coroutine
- * (it may be stuck), and backs off to MT_STUCK_MS / 2 otherwise: a server
- * whose requests are short, or whose CPU goes to CGI scripts, is not woken
- * 500 times a second.  A stuck worker is still found 10 to 17 ms after it
- * started.  The network unpolled that long, with workers parked, gets
- * one of them woken. */
-#define MONITOR_TICK_MS 2
-#define MONITOR_IDLE_TICK_MS (MT_STUCK_MS / 2)
+/* The monitor looks every MT_STUCK_MS / 2: a stuck worker is found 10 to
+ * 15 ms after it started (two looks 5 ms apart are its CPU evidence), and
+ * a server whose CPU goes to its CGI scripts is not woken 500 times a
+ * second.  The network unpolled that long, with workers parked, gets one
+ * of them woken. */
+#define MONITOR_TICK_MS (MT_STUCK_MS / 2)
 #define MONITOR_POLL_GAP_MS (MT_STUCK_MS / 2)
-#define MONITOR_AFFINITY_LOOKS 20     /* the workers' CPUs: every 40-100 ms */
+#define MONITOR_AFFINITY_LOOKS 20     /* the workers' CPUs: every 100 ms */
 
 static _Thread_local mt_worker *tls_worker;
 
@@ -302,16 +300,32 @@ static void wake_all(mt_sched *s)
     pthread_mutex_unlock(&s->mon_lock);
 }
 
+/* Workers running coroutines or looking for work: not parked, not asleep
+ * in epoll_wait, not stuck (the monitor's). */
+static unsigned busy_workers(mt_sched *s)
+{
+    unsigned away = atomic_fetch_add(&s->nidle, 0) + atomic_fetch_or(&s->poll_blocked, 0) +
+                    atomic_load(&s->nstuck);
+    unsigned running = atomic_load(&s->running);
+
+    return running > away ? running - away : 0;
+}
+
 /*
  * Work appeared.  A spinning thief will find it (it looks again before it
- * sleeps); else wake a parked worker; else, if the only idle worker sleeps
- * in epoll_wait, break it.  The counters are read with read-modify-writes:
+ * sleeps); so will the busy workers if they already fill every CPU the
+ * process may run on (taskset, a cpuset): a woken worker could only take
+ * turns with them, at the price of a futex wake and two thread switches.
+ * Else wake a parked worker; else, if the only idle worker sleeps in
+ * epoll_wait, break it.  The counters are read with read-modify-writes:
  * they pair with the idle side's "announce (RMW), then look at the queues"
  * like a fence would, and ThreadSanitizer understands them.
  */
 void mt_notify(mt_sched *s)
 {
     if (atomic_load(&s->nspinning) > 0)
+        return;
+    if (busy_workers(s) >= atomic_load_explicit(&s->ncpus, memory_order_relaxed))
         return;
     if (atomic_fetch_add(&s->nidle, 0) > 0)
         wake_one(s);
@@ -683,7 +697,6 @@ static void be_poller(mt_worker *w)
 {
     mt_sched *s = w->s;
     int timeout;
-    bool one_cpu;
 
     atomic_store(&s->poll_until, INT64_MIN);
     atomic_exchange(&s->poll_blocked, 1);
@@ -696,13 +709,8 @@ static void be_poller(mt_worker *w)
     atomic_store(&s->poll_blocked, 0);
     atomic_store(&s->polling, false);
     mt_timers_fire(s);
-    /* Found work: hand the netpoller to a parked worker, which polls on
-     * another CPU while this one runs what it found.  With one CPU for the
-     * whole process that worker could only take turns with this one: a
-     * futex wake and two thread switches for nothing, unless there is
-     * more than one coroutine to share. */
-    one_cpu = atomic_load_explicit(&s->one_cpu, memory_order_relaxed);
-    if (mt_ring_len(&w->ring) > (one_cpu ? 1u : 0u) || (!one_cpu && atomic_load(&w->next)))
+    /* Found work: hand the netpoller to a parked worker. */
+    if (mt_ring_len(&w->ring) > 0 || atomic_load(&w->next))
         mt_notify(s);
 }
 
@@ -828,12 +836,12 @@ static bool start_worker(mt_sched *s, unsigned i, bool spare)
 /* ------------------------------------------------------------- monitor */
 
 /*
- * All workers may run on one CPU only (taskset, a cpuset): they then take
- * turns on it rather than run side by side.  tid 0 is the calling thread.
- * The monitor looks again now and then: affinity can change at run time
- * (taskset -p).
+ * The CPUs the workers may run on together (taskset, a cpuset): no more
+ * than that many run side by side.  Before the workers start, the calling
+ * thread's.  The monitor looks again now and then: affinity can change at
+ * run time (taskset -p).
  */
-static bool on_one_cpu(mt_sched *s)
+static unsigned workers_cpus(mt_sched *s)
 {
     cpu_set_t all, one;
 
@@ -845,12 +853,12 @@ static bool on_one_cpu(mt_sched *s)
         if (atomic_load(&w->state) != MT_W_RUNNING || tid == 0)
             continue;
         if (sched_getaffinity(tid, sizeof one, &one) != 0)
-            return false;
+            return MT_MAX_WORKERS;      /* unknown: no limit */
         CPU_OR(&all, &all, &one);
     }
     if (CPU_COUNT(&all) == 0 && sched_getaffinity(0, sizeof all, &all) != 0)
-        return false;
-    return CPU_COUNT(&all) == 1;
+        return MT_MAX_WORKERS;
+    return CPU_COUNT(&all) > 0 ? (unsigned)CPU_COUNT(&all) : MT_MAX_WORKERS;
 }
 
 /* Moves a stuck worker's queue to the inject queue; count. */
@@ -953,11 +961,8 @@ static void stuck_worker(mt_sched *s, mt_worker *w)
         mt_notify(s);
 }
 
-/* True if some worker was in the same coroutine at the last look too. */
-static bool monitor_check(mt_sched *s, mon_track *tr, int64_t now)
+static void monitor_check(mt_sched *s, mon_track *tr, int64_t now)
 {
-    bool staying = false;
-
     for (unsigned i = 0; i < s->nslots_w; i++) {
         mt_worker *w = &s->workers[i];
         uint64_t r = atomic_load_explicit(&w->resumes, memory_order_relaxed);
@@ -974,7 +979,6 @@ static bool monitor_check(mt_sched *s, mon_track *tr, int64_t now)
             }
             continue;
         }
-        staying = true;
         if (tr[i].cpu_at < 0) {
             tr[i].cpu_at = now;
             tr[i].cpu_since = cpu_ms(w);
@@ -1007,14 +1011,12 @@ static bool monitor_check(mt_sched *s, mon_track *tr, int64_t now)
         pthread_cond_broadcast(&s->idle_cond);
         pthread_mutex_unlock(&s->idle_lock);
     }
-    return staying;
 }
 
 static void *monitor_main(void *arg)
 {
     mt_sched *s = arg;
     mon_track tr[MT_MAX_WORKERS + MT_MAX_SPARE];
-    long tick_ms = MONITOR_TICK_MS;
     unsigned looks = 0;
 
     /* Named for top -H and the tests, which tell it from the workers. */
@@ -1027,7 +1029,7 @@ static void *monitor_main(void *arg)
         struct timespec ts;
 
         clock_gettime(CLOCK_REALTIME, &ts);
-        ts.tv_nsec += tick_ms * 1000000L;
+        ts.tv_nsec += MONITOR_TICK_MS * 1000000L;
         if (ts.tv_nsec >= 1000000000L) {
             ts.tv_sec++;
             ts.tv_nsec -= 1000000000L;
@@ -1035,11 +1037,8 @@ static void *monitor_main(void *arg)
         pthread_cond_timedwait(&s->mon_cond, &s->mon_lock, &ts);
         pthread_mutex_unlock(&s->mon_lock);
         if (++looks % MONITOR_AFFINITY_LOOKS == 0)
-            atomic_store_explicit(&s->one_cpu, on_one_cpu(s), memory_order_relaxed);
-        if (monitor_check(s, tr, coro_now_ms()))
-            tick_ms = MONITOR_TICK_MS;
-        else if (tick_ms < MONITOR_IDLE_TICK_MS)
-            tick_ms = tick_ms * 2 > MONITOR_IDLE_TICK_MS ? MONITOR_IDLE_TICK_MS : tick_ms * 2;
+            atomic_store_explicit(&s->ncpus, workers_cpus(s), memory_order_relaxed);
+        monitor_check(s, tr, coro_now_ms());
         pthread_mutex_lock(&s->mon_lock);
     }
     pthread_mutex_unlock(&s->mon_lock);
@@ -1065,7 +1064,7 @@ mt_sched *mt_sched_create(const mt_opts *opts)
     if (s->nworkers > MT_MAX_WORKERS)
         s->nworkers = MT_MAX_WORKERS;
     s->nslots_w = s->nworkers + (s->opts.no_monitor ? 0 : MT_MAX_SPARE);
-    atomic_init(&s->one_cpu, on_one_cpu(s));
+    atomic_init(&s->ncpus, workers_cpus(s));
     s->stack_size = s->opts.stack_size ? s->opts.stack_size : CORO_STACK_DEFAULT;
     if (s->stack_size < STACK_MIN)
         s->stack_size = STACK_MIN;

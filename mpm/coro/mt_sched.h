@@ -43,8 +43,8 @@
  * fds are armed EPOLLONESHOT per wait (see coro.h, same rule).  Readiness
  * wakes the parked coroutine, which the dispatching worker queues on its
  * own ring (others steal it); it wakes a parked worker to take over the
- * polling, unless the workers share one CPU (taskset) and it found only
- * one coroutine to run.  Bare-fd watches (idle keep-alive
+ * polling, unless the busy workers already fill every CPU the process may
+ * run on (taskset: see mt_notify).  Bare-fd watches (idle keep-alive
  * connections, no stack) call a function on a worker's own stack.
  *
  * Timers.  One min-heap under a mutex (timer.h); the earliest deadline is
@@ -55,9 +55,8 @@
  * to a pool thread (created on demand, at most 16, kept), so waitpid, DNS
  * or a slow open never stall a worker.
  *
- * Monitor.  A thread wakes every 2 ms while some worker stays in one
- * coroutine, and backs off to every 5 ms otherwise (so a stuck one is
- * found 10 to 17 ms after it started): a worker that stayed in the same
+ * Monitor.  A thread wakes every 5 ms (so a stuck worker is found 10 to
+ * 15 ms after it started): a worker that stayed in the same
  * coroutine for more than 10 ms and either burnt CPU meanwhile (a
  * CPU-heavy handler) or sleeps in the kernel (a blocking call) is stuck;
  * one merely preempted by an overloaded machine is not.  A stuck worker's

@@ -155,7 +155,7 @@ def test_workers_on_one_cpu_do_not_hand_the_poller_over(make_server):
     tids = [int(t) for t in os.listdir("/proc/%d/task" % child)]
     for tid in tids:
         os.sched_setaffinity(tid, {cpu})
-    time.sleep(0.5)                 # the monitor reads the workers' CPUs every 40-100 ms
+    time.sleep(0.5)                 # the monitor reads the workers' CPUs every 100 ms
 
     def comm(tid):
         with open("/proc/%d/task/%d/comm" % (child, tid)) as f:
