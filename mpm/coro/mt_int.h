@@ -136,7 +136,7 @@ struct mt_sched {
     _Atomic bool polling;       /* one worker owns epoll_wait */
     _Atomic unsigned poll_blocked;  /* ... and sleeps in it (0/1) */
     _Atomic int64_t poll_until; /* when that sleep ends, -1: never */
-    _Atomic int64_t last_poll;  /* when epoll_wait last returned, ms */
+    _Atomic unsigned long polls;    /* epoll_wait returns, for the monitor */
     _Atomic unsigned ncpus;     /* CPUs the workers may run on */
     _Atomic(mt_fdslot *) chunks[MT_SLOT_CHUNKS];   /* MT_SLOT_CHUNK each */
     pthread_mutex_t chunk_lock;

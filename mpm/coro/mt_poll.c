@@ -523,7 +523,9 @@ void mt_poll(mt_sched *s, int timeout_ms)
         n = epoll_wait(s->epfd, evs, MAX_EVENTS, timeout_ms);
     /* Awake now: timers armed by what we dispatch need no eventfd break. */
     atomic_store(&s->poll_blocked, 0);
-    atomic_store_explicit(&s->last_poll, coro_now_ms(), memory_order_relaxed);
+    /* Only the one poller writes it: no read-modify-write needed. */
+    atomic_store_explicit(&s->polls, atomic_load_explicit(&s->polls, memory_order_relaxed) + 1,
+                          memory_order_relaxed);
     for (int i = 0; i < n; i++) {
         int fd = evs[i].data.fd;
         mt_fdslot *sl;

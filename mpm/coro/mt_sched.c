@@ -52,10 +52,9 @@
 /* The monitor looks every MT_STUCK_MS / 2: a stuck worker is found 10 to
  * 15 ms after it started (two looks 5 ms apart are its CPU evidence), and
  * a server whose CPU goes to its CGI scripts is not woken 500 times a
- * second.  The network unpolled that long, with workers parked, gets one
- * of them woken. */
+ * second.  The network unpolled since the last look, with workers parked,
+ * gets one of them woken. */
 #define MONITOR_TICK_MS (MT_STUCK_MS / 2)
-#define MONITOR_POLL_GAP_MS (MT_STUCK_MS / 2)
 #define MONITOR_AFFINITY_LOOKS 20     /* the workers' CPUs: every 100 ms */
 
 static _Thread_local mt_worker *tls_worker;
@@ -300,17 +299,6 @@ static void wake_all(mt_sched *s)
     pthread_mutex_unlock(&s->mon_lock);
 }
 
-/* Workers running coroutines or looking for work: not parked, not asleep
- * in epoll_wait, not stuck (the monitor's). */
-static unsigned busy_workers(mt_sched *s)
-{
-    unsigned away = atomic_fetch_add(&s->nidle, 0) + atomic_fetch_or(&s->poll_blocked, 0) +
-                    atomic_load(&s->nstuck);
-    unsigned running = atomic_load(&s->running);
-
-    return running > away ? running - away : 0;
-}
-
 /*
  * Work appeared.  A spinning thief will find it (it looks again before it
  * sleeps); so will the busy workers if they already fill every CPU the
@@ -323,13 +311,21 @@ static unsigned busy_workers(mt_sched *s)
  */
 void mt_notify(mt_sched *s)
 {
+    unsigned idle, polling, away, running;
+
     if (atomic_load(&s->nspinning) > 0)
         return;
-    if (busy_workers(s) >= atomic_load_explicit(&s->ncpus, memory_order_relaxed))
+    idle = atomic_fetch_add(&s->nidle, 0);
+    polling = atomic_fetch_or(&s->poll_blocked, 0);
+    /* Busy: running coroutines or looking for work; stuck ones do not count. */
+    away = idle + polling + atomic_load(&s->nstuck);
+    running = atomic_load(&s->running);
+    if (running > away &&
+        running - away >= atomic_load_explicit(&s->ncpus, memory_order_relaxed))
         return;
-    if (atomic_fetch_add(&s->nidle, 0) > 0)
+    if (idle > 0)
         wake_one(s);
-    else if (atomic_fetch_or(&s->poll_blocked, 0))
+    else if (polling)
         mt_poll_break(s);
 }
 
@@ -961,8 +957,10 @@ static void stuck_worker(mt_sched *s, mt_worker *w)
         mt_notify(s);
 }
 
-static void monitor_check(mt_sched *s, mon_track *tr, int64_t now)
+static void monitor_check(mt_sched *s, mon_track *tr, unsigned long *polls_seen, int64_t now)
 {
+    unsigned long polls;
+
     for (unsigned i = 0; i < s->nslots_w; i++) {
         mt_worker *w = &s->workers[i];
         uint64_t r = atomic_load_explicit(&w->resumes, memory_order_relaxed);
@@ -999,12 +997,13 @@ static void monitor_check(mt_sched *s, mon_track *tr, int64_t now)
         }
         stuck_worker(s, w);
     }
-    /* Nobody has watched the network or the timers for a while, and
-     * others are parked.  (Not at once: under a light load the one
+    /* Nobody has watched the network or the timers since the last look,
+     * and others are parked.  (Not at once: under a light load the one
      * awake worker is often busy for a moment, and is back soon.) */
-    if (!atomic_load(&s->polling) && atomic_load(&s->nidle) > 0 &&
-        now - atomic_load_explicit(&s->last_poll, memory_order_relaxed) >= MONITOR_POLL_GAP_MS)
+    polls = atomic_load_explicit(&s->polls, memory_order_relaxed);
+    if (!atomic_load(&s->polling) && atomic_load(&s->nidle) > 0 && polls == *polls_seen)
         wake_one(s);
+    *polls_seen = polls;
     /* The stuck workers are back: parked spares may retire. */
     if (surplus(s) && atomic_load(&s->nidle) > 0) {
         pthread_mutex_lock(&s->idle_lock);
@@ -1018,6 +1017,7 @@ static void *monitor_main(void *arg)
     mt_sched *s = arg;
     mon_track tr[MT_MAX_WORKERS + MT_MAX_SPARE];
     unsigned looks = 0;
+    unsigned long polls_seen = 0;
 
     /* Named for top -H and the tests, which tell it from the workers. */
     pthread_setname_np(pthread_self(), "httpd-monitor");
@@ -1038,7 +1038,7 @@ static void *monitor_main(void *arg)
         pthread_mutex_unlock(&s->mon_lock);
         if (++looks % MONITOR_AFFINITY_LOOKS == 0)
             atomic_store_explicit(&s->ncpus, workers_cpus(s), memory_order_relaxed);
-        monitor_check(s, tr, coro_now_ms());
+        monitor_check(s, tr, &polls_seen, coro_now_ms());
         pthread_mutex_lock(&s->mon_lock);
     }
     pthread_mutex_unlock(&s->mon_lock);
