@@ -72,8 +72,8 @@ def header(d):
 
 def ratio_median(rows, ref_rows, key):
     """Median over rounds of value / reference value of the same round; a
-    row that carries its own reference (scenario 4's floor_rps, measured
-    right before it) is divided by that one."""
+    row that carries its own reference (scenario 4's floor_rps, the mean of
+    floors measured right before and right after it) is divided by that one."""
     by_round = {r["round"]: r.get(key) for r in ref_rows or []}
     out = []
     for r in rows:
@@ -351,9 +351,10 @@ def scenario_notes(d, sc):
              "bench/forkfloor on core 0 with no server, measured in every round: "
              "posix_spawn + waitpid of the same program, one at a time (alone) and "
              "with 8 running at once, as the servers run them for 8 connections. "
-             "The ratio column divides each server's rate by an 8-at-a-time floor "
-             "measured right before it (the server idle), because the machine's "
-             "spawn rate drifts over minutes; the median is over rounds. The "
+             "The ratio column divides each server's rate by the mean of two "
+             "8-at-a-time floors measured right before and right after it (the "
+             "server idle), because the machine's spawn rate drifts over minutes; "
+             "the median is over rounds. The "
              "floors' CPU figure is CPU time per spawn (forkfloor and "
              "the programs), so a server's CPU per request minus it is what the "
              "server adds.",

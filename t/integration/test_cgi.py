@@ -67,6 +67,8 @@ SCRIPTS = {
                "        print(fd, os.readlink('/proc/self/fd/%d' % fd))\n"
                "    except OSError:\n"
                "        pass\n",
+    # exec: grep reads the dispositions and mask the shell got from the server
+    "sigs.cgi": SH + HDR + "exec grep -E '^Sig(Blk|Ign):' /proc/self/status\n",
     "forever.cgi": SH + HDR + "echo \"pid $$\"\nwhile :; do echo tick; sleep 0.1; done\n",
     "quiet.cgi": SH + HDR + "echo \"pid $$\"\nsleep 30\necho late\n",
     "lastmod.cgi": SH + "printf 'Content-Type: text/plain\\r\\nLast-Modified: %s\\r\\n"
@@ -553,6 +555,16 @@ def test_no_fd_leaks_into_script(srv):
             fds[int(fd)] = target
     assert set(fds) == {0, 1, 2}, fds
     assert all(t.startswith("pipe:") for t in fds.values()), fds
+
+
+def test_script_starts_with_default_signals(srv):
+    """The server ignores SIGPIPE (and its children SIGINT) and blocks
+    signals around the spawn; a script must inherit none of it."""
+    r = srv.get("/cgi-bin/sigs.cgi")
+    expect(srv, r, 200)
+    lines = dict(line.split(":", 1) for line in r.body.decode().splitlines() if ":" in line)
+    assert lines.get("SigBlk", "").strip() == "0" * 16, r.body
+    assert lines.get("SigIgn", "").strip() == "0" * 16, r.body
 
 
 def script_gone(pid, timeout):
