@@ -492,10 +492,11 @@ static int fd_limit(void)
  * script has its own process group, so only a signal aimed at its new pid
  * could reach it.  The standard signals go back to SIG_DFL: the server
  * ignores SIGPIPE (a script must not inherit that) and may ignore others.
- * Real-time signals are left alone: the server never ignores them, and
- * execve resets any handler.  That is 31 system calls, not the 64 of
- * glibc's posix_spawn, and no stack to map and unmap (whose TLB flush is
- * the costliest part of posix_spawn in a threaded server).
+ * Real-time signals are left alone: the server never ignores them (one its
+ * launcher ignored stays ignored), and execve resets any handler.  That is
+ * 31 system calls, not the 64 of glibc's posix_spawn, and no stack to map
+ * and unmap (whose TLB flush is the costliest part of posix_spawn in a
+ * threaded server).
  */
 static void __attribute__((noreturn)) spawn_child(spawn_args *a)
 {

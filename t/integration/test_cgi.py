@@ -557,14 +557,24 @@ def test_no_fd_leaks_into_script(srv):
     assert all(t.startswith("pipe:") for t in fds.values()), fds
 
 
+STANDARD_SIGNALS = 0x7FFFFFFF         # bits of signals 1-31 in /proc's masks
+
+
+def sig_masks(text):
+    return {k: int(v, 16) for k, v in re.findall(r"^(SigBlk|SigIgn):\s*([0-9a-f]+)$", text, re.M)}
+
+
 def test_script_starts_with_default_signals(srv):
     """The server ignores SIGPIPE (and its children SIGINT) and blocks
-    signals around the spawn; a script must inherit none of it."""
+    signals around the spawn; a script must inherit none of it.  Real-time
+    signals are not checked: the server leaves them as its launcher and
+    glibc set them (GNU make runs its commands with 32 and 33, glibc's own
+    signals, ignored)."""
     r = srv.get("/cgi-bin/sigs.cgi")
     expect(srv, r, 200)
-    lines = dict(line.split(":", 1) for line in r.body.decode().splitlines() if ":" in line)
-    assert lines.get("SigBlk", "").strip() == "0" * 16, r.body
-    assert lines.get("SigIgn", "").strip() == "0" * 16, r.body
+    got = sig_masks(r.body.decode())
+    assert got.get("SigBlk") == 0, r.body
+    assert "SigIgn" in got and got["SigIgn"] & STANDARD_SIGNALS == 0, r.body
 
 
 def script_gone(pid, timeout):
