@@ -482,15 +482,21 @@ class Httpd:
             return c.read_final(head=head)
 
 
-def proc_stat(pid):
-    """(state, ppid) of a process, or None if it is gone."""
+def stat_fields(pid):
+    """The fields of /proc/PID/stat after the command name (state first,
+    as in proc(5) from field 3 on), or None if the process is gone."""
     try:
         with open("/proc/%d/stat" % pid) as f:
             data = f.read()
     except (FileNotFoundError, ProcessLookupError):
         return None
-    rest = data[data.rindex(")") + 2:].split()
-    return rest[0], int(rest[1])
+    return data[data.rindex(")") + 2:].split()
+
+
+def proc_stat(pid):
+    """(state, ppid) of a process, or None if it is gone."""
+    rest = stat_fields(pid)
+    return None if rest is None else (rest[0], int(rest[1]))
 
 
 def voluntary_switches(pid, tid=None):

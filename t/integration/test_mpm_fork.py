@@ -137,9 +137,7 @@ def test_full_server_closes_keep_alive_for_waiting_clients(make_server):
 def child_minor_faults(pid):
     """Page faults of the master's reaped children (cminflt in /proc): each
     forked child adds some, so the count grows with the forks."""
-    with open("/proc/%d/stat" % pid) as f:
-        data = f.read()
-    return int(data[data.rindex(")") + 2:].split()[8])
+    return int(harness.stat_fields(pid)[8])
 
 
 @contextlib.contextmanager
